@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+// Swift 6 language mode for every target. C libraries come from Debian's -dev
+// packages through system-library targets; see docs/architecture.md.
+import PackageDescription
+
+let package = Package(
+    name: "runqueue",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "runqueued", targets: ["runqueued"]),
+        .library(name: "RunQueueClient", targets: ["RunQueueClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // System libraries: module.modulemap + shim.h, one Swift importer each.
+        .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
+        // No pkgConfig: hiredis.pc carries -D_FILE_OFFSET_BITS=64, which SwiftPM rejects.
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
+        // protoc-c output of proto/runqueue/v1/*.proto; regenerate with scripts/gen-proto.
+        .target(name: "CRunQueueProto", dependencies: ["CProtobufC"]),
+        // hiredis <-> libuv adapter with poll errors forwarded (the stock one swallows them).
+        .target(name: "CRedisUV", dependencies: ["CHiredis", "CLibUV"]),
+
+        .target(name: "UVLoop", dependencies: ["CLibUV"]),
+        .target(name: "RedisDriver", dependencies: ["CHiredis", "CRedisUV", "CLibUV", "UVLoop"]),
+        .target(name: "PostgresDriver", dependencies: ["CLibPQ", "CLibUV", "UVLoop"]),
+        .target(name: "RunQueueCore"),
+        .target(name: "RunQueueEncoding", dependencies: ["CRunQueueProto", "CProtobufC", "RunQueueCore"]),
+        .target(
+            name: "RunQueueServer",
+            dependencies: [
+                "UVLoop", "RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueEncoding",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Migrations")]
+        ),
+        .target(name: "RunQueueClient", dependencies: ["UVLoop", "RunQueueCore", "RunQueueEncoding"]),
+        .executableTarget(
+            name: "runqueued",
+            dependencies: ["RunQueueServer", .product(name: "Logging", package: "swift-log")]
+        ),
+
+        .target(name: "TestSupport", dependencies: ["UVLoop"], path: "Tests/TestSupport"),
+        .testTarget(name: "UVLoopTests", dependencies: ["UVLoop", "TestSupport"]),
+        .testTarget(name: "RedisDriverTests", dependencies: ["RedisDriver", "UVLoop", "TestSupport"]),
+        .testTarget(name: "PostgresDriverTests", dependencies: ["PostgresDriver", "UVLoop", "TestSupport"]),
+        .testTarget(name: "RunQueueEncodingTests", dependencies: ["RunQueueEncoding", "RunQueueCore"]),
+        .testTarget(
+            name: "RunQueueServerTests",
+            dependencies: ["RunQueueServer", "RunQueueClient", "RunQueueEncoding", "RunQueueCore", "UVLoop", "TestSupport"]
+        ),
+    ]
+)
