@@ -43,6 +43,11 @@ let package = Package(
             name: "runqueued",
             dependencies: ["RunQueueServer", .product(name: "Logging", package: "swift-log")]
         ),
+        .executableTarget(
+            name: "runqueue-bench-ping",
+            dependencies: ["RunQueueClient", "RunQueueEncoding", "UVLoop"],
+            path: "bench/ping"
+        ),
 
         .target(name: "TestSupport", dependencies: ["UVLoop"], path: "Tests/TestSupport"),
         .testTarget(name: "UVLoopTests", dependencies: ["UVLoop", "TestSupport"]),

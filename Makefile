@@ -1,0 +1,57 @@
+# runqueue — the two commands a newcomer needs:
+#   make run    install what is missing, start local Redis + PostgreSQL, build and run runqueued
+#   make test   the same set-up, then every check and test (what .ci/run calls)
+# Other targets: make setup | services | stop | build | bench-ping | gen-proto | clean
+
+SHELL := /bin/bash
+export PATH := /opt/swift/usr/bin:$(PATH)
+SERVICES := scripts/services
+SERVICE_ENV = eval "$$($(SERVICES) env)"
+
+.PHONY: run test setup services stop build build-release check-generated test-swift test-python bench-ping gen-proto clean
+
+run: setup services build-release
+	@$(SERVICE_ENV); echo "runqueued on $${RUNQUEUE_LISTEN:-127.0.0.1:7420} (Ctrl-C stops it; 'make stop' stops Redis and PostgreSQL)"; \
+	  exec .build/release/runqueued
+
+test: setup services check-generated test-swift test-python
+
+setup:
+	@$(SERVICES) install
+
+services:
+	@$(SERVICES) start
+
+stop:
+	@$(SERVICES) stop
+
+build:
+	swift build
+
+build-release:
+	swift build -c release --product runqueued
+
+# The committed protoc-c / protoc output must match proto/.
+check-generated:
+	scripts/gen-proto --check
+
+# Builds everything (failing on any compiler warning in our code), then runs the tests.
+test-swift:
+	@set -o pipefail; swift build --build-tests 2>&1 | tee .build-warnings.log; \
+	  if grep -E '^/.*(Sources|Tests|clients)/.*warning:' .build-warnings.log; then echo "compiler warnings are errors here"; rm -f .build-warnings.log; exit 1; fi; \
+	  rm -f .build-warnings.log
+	@$(SERVICE_ENV); export RUNQUEUE_TEST_REDIS_URL=$$RUNQUEUE_REDIS_URL RUNQUEUE_TEST_DATABASE_URL=$$RUNQUEUE_DATABASE_URL; \
+	  swift test --skip-build 2>&1 | grep -vE '^(◇|􀟈)' ; exit $${PIPESTATUS[0]}
+
+test-python: build
+	@$(SERVICE_ENV); cd clients/python && python3 -m pytest -q tests
+
+bench-ping: setup services build-release
+	swift build -c release --product runqueue-bench-ping
+	.build/release/runqueue-bench-ping
+
+gen-proto:
+	scripts/gen-proto
+
+clean:
+	rm -rf .build

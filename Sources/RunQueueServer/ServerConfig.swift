@@ -1,0 +1,128 @@
+// ServerConfig: every setting of runqueued, read from environment variables
+// and mirrored by command-line flags (`--listen 127.0.0.1:7420` or
+// `--listen=...`; a flag wins over the environment). Each key is documented
+// in README.md with its default. Parsing is pure so it is tested without a
+// process; an invalid value is one `ConfigError` naming the key.
+import Logging
+import UVLoop
+
+public struct ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+public struct ServerConfig: Sendable {
+    public var listen = SocketAddress(host: "127.0.0.1", port: 7420)
+    public var redisURL = "redis://127.0.0.1:6379"
+    public var databaseURL = "postgres://postgres@127.0.0.1:5432/postgres"
+    /// Largest frame body accepted or sent, in bytes (protocol default 1 MiB).
+    public var maxFrameBytes = 1 << 20
+    public var logLevel: Logger.Level = .info
+    /// A connection with no call in progress and no traffic for this long is closed; 0 = never.
+    public var idleTimeoutMs: UInt64 = 300_000
+    /// Calls in progress per connection before the server stops reading from it.
+    public var maxCallsPerConnection = 1024
+    /// Response bytes queued for a connection before the server stops reading from it.
+    public var maxQueuedResponseBytes = 4 << 20
+    /// How long SIGTERM/SIGINT waits for calls in progress before closing anyway.
+    public var shutdownGraceMs: UInt64 = 10_000
+    /// Queue shards (the reference's RUN_ENGINE_RUN_QUEUE_SHARD_COUNT).
+    public var shardCount = 16
+
+    public init() {}
+
+    /// One entry per setting: environment name, flag, and how to apply a value.
+    struct Key: Sendable {
+        let env: String
+        let flag: String
+        let apply: @Sendable (inout ServerConfig, String) throws(ConfigError) -> Void
+    }
+
+    static let keys: [Key] = [
+        Key(env: "RUNQUEUE_LISTEN", flag: "--listen") { config, value throws(ConfigError) in
+            guard let address = SocketAddress(parsing: value) else {
+                throw ConfigError("RUNQUEUE_LISTEN must be host:port with a numeric host (e.g. 127.0.0.1:7420), got \"\(value)\"")
+            }
+            config.listen = address
+        },
+        Key(env: "RUNQUEUE_REDIS_URL", flag: "--redis-url") { config, value throws(ConfigError) in
+            guard value.hasPrefix("redis://") else { throw ConfigError("RUNQUEUE_REDIS_URL must look like redis://host:port[/db], got \"\(value)\"") }
+            config.redisURL = value
+        },
+        Key(env: "RUNQUEUE_DATABASE_URL", flag: "--database-url") { config, value throws(ConfigError) in
+            guard value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") else {
+                throw ConfigError("RUNQUEUE_DATABASE_URL must look like postgres://user[:password]@host:port/db")
+            }
+            config.databaseURL = value
+        },
+        Key(env: "RUNQUEUE_MAX_FRAME_BYTES", flag: "--max-frame-bytes") { config, value throws(ConfigError) in
+            config.maxFrameBytes = try integer(value, key: "RUNQUEUE_MAX_FRAME_BYTES", in: 1024...(64 << 20))
+        },
+        Key(env: "RUNQUEUE_LOG_LEVEL", flag: "--log-level") { config, value throws(ConfigError) in
+            guard let level = Logger.Level(rawValue: value.lowercased()) else {
+                throw ConfigError("RUNQUEUE_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical; got \"\(value)\"")
+            }
+            config.logLevel = level
+        },
+        Key(env: "RUNQUEUE_IDLE_TIMEOUT_MS", flag: "--idle-timeout-ms") { config, value throws(ConfigError) in
+            config.idleTimeoutMs = UInt64(try integer(value, key: "RUNQUEUE_IDLE_TIMEOUT_MS", in: 0...86_400_000))
+        },
+        Key(env: "RUNQUEUE_MAX_CALLS_PER_CONNECTION", flag: "--max-calls-per-connection") { config, value throws(ConfigError) in
+            config.maxCallsPerConnection = try integer(value, key: "RUNQUEUE_MAX_CALLS_PER_CONNECTION", in: 1...1_000_000)
+        },
+        Key(env: "RUNQUEUE_MAX_QUEUED_RESPONSE_BYTES", flag: "--max-queued-response-bytes") { config, value throws(ConfigError) in
+            config.maxQueuedResponseBytes = try integer(value, key: "RUNQUEUE_MAX_QUEUED_RESPONSE_BYTES", in: 65_536...(1 << 30))
+        },
+        Key(env: "RUNQUEUE_SHUTDOWN_GRACE_MS", flag: "--shutdown-grace-ms") { config, value throws(ConfigError) in
+            config.shutdownGraceMs = UInt64(try integer(value, key: "RUNQUEUE_SHUTDOWN_GRACE_MS", in: 0...600_000))
+        },
+        Key(env: "RUN_ENGINE_RUN_QUEUE_SHARD_COUNT", flag: "--shard-count") { config, value throws(ConfigError) in
+            config.shardCount = try integer(value, key: "RUN_ENGINE_RUN_QUEUE_SHARD_COUNT", in: 1...1024)
+        },
+    ]
+
+    /// Builds the configuration from `environment`, then `arguments` (flags
+    /// without the program name). Unknown flags and invalid values throw.
+    public static func load(environment: [String: String], arguments: [String]) throws(ConfigError) -> ServerConfig {
+        var config = ServerConfig()
+        for key in keys {
+            if let value = environment[key.env] { try key.apply(&config, value) }
+        }
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            let name: String
+            let value: String
+            if let eq = argument.firstIndex(of: "=") {
+                name = String(argument[..<eq])
+                value = String(argument[argument.index(after: eq)...])
+            } else {
+                name = argument
+                guard index + 1 < arguments.count else { throw ConfigError("\(argument) needs a value") }
+                index += 1
+                value = arguments[index]
+            }
+            guard let key = keys.first(where: { $0.flag == name }) else {
+                throw ConfigError("unknown option \(name); options: \(keys.map(\.flag).joined(separator: " "))")
+            }
+            try key.apply(&config, value)
+            index += 1
+        }
+        return config
+    }
+
+    private static func integer(_ value: String, key: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        guard let number = Int(value), range.contains(number) else {
+            throw ConfigError("\(key) must be an integer in \(range.lowerBound)...\(range.upperBound), got \"\(value)\"")
+        }
+        return number
+    }
+
+    /// A usage text listing every option.
+    public static var usage: String {
+        "usage: runqueued [" + keys.map { "\($0.flag) VALUE" }.joined(separator: "] [") + "]\n"
+            + "Every option can also be set by its environment variable: "
+            + keys.map(\.env).joined(separator: ", ") + ". See README.md for defaults."
+    }
+}
