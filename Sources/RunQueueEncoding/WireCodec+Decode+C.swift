@@ -307,9 +307,10 @@ extension SetConcurrencyLimitRequest {
         let value: LimitValue?
         switch m.value_case {
         case RUNQUEUE__V1__SET_CONCURRENCY_LIMIT_REQUEST__VALUE_LIMIT: value = .limit(m.limit)
-        // `clear = false` is still the member that was sent; the oneof says
-        // which, and a peer that bothers to send `clear` means clear.
-        case RUNQUEUE__V1__SET_CONCURRENCY_LIMIT_REQUEST__VALUE_CLEAR: value = .clear
+        // `clear = false` (which e.g. Python sends for `clear=False`) asks for
+        // nothing: it decodes as no value, so the server rejects the call as
+        // missing `limit`/`clear` instead of clearing a limit on a false flag.
+        case RUNQUEUE__V1__SET_CONCURRENCY_LIMIT_REQUEST__VALUE_CLEAR: value = m.clear != 0 ? .clear : nil
         default: value = nil
         }
         self.init(

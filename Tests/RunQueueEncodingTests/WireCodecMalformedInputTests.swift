@@ -126,6 +126,12 @@ import Testing
         #expect(received.call == .getRun(GetRunRequest(runID: "a")))
     }
 
+    @Test func clearFalseDecodesAsNoLimitValue() throws {
+        // SetConcurrencyLimitRequest(environment_id='e', clear=False) from Python.
+        let request = try WireCodec.decodeRequest([0x08, 0x01, 0xaa, 0x01, 0x05, 0x0a, 0x01, 0x65, 0x20, 0x00])
+        #expect(request.call == .setConcurrencyLimit(SetConcurrencyLimitRequest(environmentID: "e", value: nil)))
+    }
+
     @Test func repeatedScalarOneofMembersKeepTheLast() throws {
         // limit=5 then clear=true: proto3 says the last member seen wins.
         let bytes: [UInt8] = [0x08, 0x01, 0xaa, 0x01, 0x04, 0x18, 0x05, 0x20, 0x01]
