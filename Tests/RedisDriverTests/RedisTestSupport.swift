@@ -1,0 +1,136 @@
+import Foundation
+import Synchronization
+import TestSupport
+import UVLoop
+@testable import RedisDriver
+
+/// A redis-server process of the test's own, on a fresh port, for tests that
+/// kill, restart or flush Redis (the shared server must not be disturbed).
+final class PrivateRedis {
+    let port: UInt16
+    private let extraArgs: [String]
+    private var process: Process?
+
+    init(extraArgs: [String] = []) throws {
+        port = TestServices.unusedPort()
+        self.extraArgs = extraArgs
+        try start()
+    }
+
+    deinit { kill() }
+
+    var config: RedisConfig { RedisConfig(host: "127.0.0.1", port: port) }
+
+    /// Starts the server and waits until it accepts connections.
+    func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["redis-server", "--port", String(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", NSTemporaryDirectory()] + extraArgs
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        for _ in 0..<200 {
+            if Self.accepts(port: port) { return }
+            usleep(10_000)
+        }
+        kill()
+        throw RedisError(.connectFailed, "redis-server on port \(port) did not start")
+    }
+
+    /// SIGKILL: no goodbye on the sockets, like a crash.
+    func kill() {
+        guard let process else { return }
+        self.process = nil
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    private static func accepts(port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = port.bigEndian
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+}
+
+/// Shared Redis (scripts/services) for tests that only add their own keys.
+func sharedRedisConfig() throws -> RedisConfig {
+    try RedisConfig(url: TestServices.redisURL)
+}
+
+/// A key no other test or run uses.
+func uniqueKey(_ name: String) -> String {
+    "test:redisdriver:\(UUID().uuidString):\(name)"
+}
+
+/// hiredis writes with plain write(2): a write to a socket the server reset
+/// would kill the test process with SIGPIPE (runqueued ignores it in main).
+func ignoreSIGPIPE() {
+    signal(SIGPIPE, SIG_IGN)
+}
+
+/// Creates and starts a connection on `loop`, optionally waiting until it is up.
+func startConnection(_ loop: EventLoop, _ config: RedisConfig, waitMs: UInt64? = 3_000) async throws -> RedisConnection {
+    ignoreSIGPIPE()
+    let connection = try await loop.submit {
+        let connection = RedisConnection(loop: loop, config: config)
+        connection.connect()
+        return connection
+    }
+    if let waitMs { try await connection.waitUntilConnected(timeoutMs: waitMs) }
+    return connection
+}
+
+func close(_ connection: RedisConnection) async throws {
+    try await connection.loop.submit { connection.close() }
+}
+
+/// The error of a failed `command`, or nil when it succeeded.
+func commandError(_ connection: RedisConnection, _ args: String...) async -> RedisError? {
+    do {
+        _ = try await connection.command(args.map { Array($0.utf8) })
+        return nil
+    } catch let error as RedisError {
+        return error
+    } catch {
+        return RedisError(.protocolError, "unexpected error type \(error)")
+    }
+}
+
+/// Records every state change of a connection (thread-safe).
+final class StateLog: Sendable {
+    private let states = Mutex<[RedisConnection.State]>([])
+    func append(_ state: RedisConnection.State) { states.withLock { $0.append(state) } }
+    var all: [RedisConnection.State] { states.withLock { $0 } }
+}
+
+/// Counts completions per command index, to check each ran exactly once.
+final class CompletionTally: Sendable {
+    private struct State {
+        var calls: [Int]
+        var distinct = 0
+        var results: [Result<RedisValue, RedisError>?]
+    }
+    private let state: Mutex<State>
+    init(count: Int) { state = Mutex(State(calls: Array(repeating: 0, count: count), results: Array(repeating: nil, count: count))) }
+
+    /// Returns the number of distinct commands completed so far.
+    func record(_ index: Int, _ result: Result<RedisValue, RedisError>) -> Int {
+        state.withLock { s in
+            s.calls[index] += 1
+            if s.calls[index] == 1 { s.distinct += 1 }
+            s.results[index] = result
+            return s.distinct
+        }
+    }
+
+    var calls: [Int] { state.withLock { $0.calls } }
+    var results: [Result<RedisValue, RedisError>?] { state.withLock { $0.results } }
+}
