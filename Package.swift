@@ -30,10 +30,16 @@ let package = Package(
         .target(name: "PostgresDriver", dependencies: ["CLibPQ", "CLibUV", "UVLoop"]),
         .target(name: "RunQueueCore"),
         .target(name: "RunQueueEncoding", dependencies: ["CRunQueueProto", "CProtobufC", "RunQueueCore"]),
+        .target(name: "RunQueueExpiry", dependencies: ["RunQueueCore"]),
+        .target(
+            name: "RunQueueStorage",
+            dependencies: ["RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueEncoding", "RunQueueExpiry", "UVLoop"],
+            resources: [.copy("Lua")]
+        ),
         .target(
             name: "RunQueueServer",
             dependencies: [
-                "UVLoop", "RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueEncoding",
+                "UVLoop", "RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueEncoding", "RunQueueStorage", "RunQueueExpiry",
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.copy("Migrations")]
@@ -54,6 +60,12 @@ let package = Package(
         .testTarget(name: "RedisDriverTests", dependencies: ["RedisDriver", "UVLoop", "TestSupport"]),
         .testTarget(name: "PostgresDriverTests", dependencies: ["PostgresDriver", "UVLoop", "TestSupport"]),
         .testTarget(name: "RunQueueEncodingTests", dependencies: ["RunQueueEncoding", "RunQueueCore"]),
+        .testTarget(name: "RunQueueCoreTests", dependencies: ["RunQueueCore"]),
+        .testTarget(name: "RunQueueExpiryTests", dependencies: ["RunQueueExpiry", "RunQueueCore"]),
+        .testTarget(
+            name: "RunQueueStorageTests",
+            dependencies: ["RunQueueStorage", "RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueEncoding", "UVLoop", "TestSupport"]
+        ),
         .testTarget(
             name: "RunQueueServerTests",
             dependencies: ["RunQueueServer", "RunQueueClient", "RunQueueEncoding", "RunQueueCore", "UVLoop", "TestSupport"]
