@@ -1,0 +1,78 @@
+/// A statement parameter (`$1`, `$2`, ...).
+///
+/// Everything is sent in text format except `bytea`, which goes binary so no
+/// escaping is involved. `text` is sent with an unspecified type, so the server
+/// infers it from the statement (`$1::int`, a column); the others carry their
+/// type. Arrays are sent as array literals, ready for `unnest($1::text[])`.
+public enum PostgresBindable: Sendable, Hashable {
+    case null
+    case text(String)
+    case int64(Int64)
+    case double(Double)
+    case bool(Bool)
+    case bytea([UInt8])
+    case textArray([String?])
+    case int64Array([Int64?])
+
+    public static func int(_ value: Int) -> PostgresBindable { .int64(Int64(value)) }
+
+    /// `.text(value)`, or `.null` for nil.
+    public static func optional(_ value: String?) -> PostgresBindable { value.map { .text($0) } ?? .null }
+
+    /// PostgreSQL type OIDs (pg_type.dat); 0 lets the server infer the type.
+    private enum OID {
+        static let unspecified: UInt32 = 0
+        static let bool: UInt32 = 16
+        static let bytea: UInt32 = 17
+        static let int8: UInt32 = 20
+        static let float8: UInt32 = 701
+        static let textArray: UInt32 = 1009
+        static let int8Array: UInt32 = 1016
+    }
+
+    /// The type OID, the bytes (nil for NULL) and whether they are binary.
+    var encoded: (oid: UInt32, bytes: [UInt8]?, binary: Bool) {
+        switch self {
+        case .null: return (OID.unspecified, nil, false)
+        case .text(let s): return (OID.unspecified, Array(s.utf8), false)
+        case .int64(let v): return (OID.int8, Array(String(v).utf8), false)
+        case .double(let v): return (OID.float8, Array(Self.floatText(v).utf8), false)
+        case .bool(let v): return (OID.bool, v ? [UInt8(ascii: "t")] : [UInt8(ascii: "f")], false)
+        case .bytea(let bytes): return (OID.bytea, bytes, true)
+        case .textArray(let items): return (OID.textArray, Array(Self.arrayLiteral(items).utf8), false)
+        case .int64Array(let items): return (OID.int8Array, Array(Self.arrayLiteral(items.map { $0.map(String.init) }).utf8), false)
+        }
+    }
+
+    /// `{"a","b\"c",NULL}`: every element quoted, `"` and `\` escaped.
+    static func arrayLiteral(_ items: [String?]) -> String {
+        var out = "{"
+        for (i, item) in items.enumerated() {
+            if i > 0 { out += "," }
+            guard let item else { out += "NULL"; continue }
+            out += "\""
+            for ch in item.unicodeScalars {
+                if ch == "\"" || ch == "\\" { out += "\\" }
+                out.unicodeScalars.append(ch)
+            }
+            out += "\""
+        }
+        return out + "}"
+    }
+
+    private static func floatText(_ v: Double) -> String {
+        if v.isNaN { return "NaN" }
+        if v.isInfinite { return v < 0 ? "-Infinity" : "Infinity" }
+        return "\(v)"
+    }
+}
+
+extension PostgresBindable: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByNilLiteral,
+    ExpressibleByBooleanLiteral, ExpressibleByFloatLiteral
+{
+    public init(stringLiteral value: String) { self = .text(value) }
+    public init(integerLiteral value: Int64) { self = .int64(value) }
+    public init(nilLiteral: ()) { self = .null }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(floatLiteral value: Double) { self = .double(value) }
+}
