@@ -1,0 +1,86 @@
+import RunQueueCore
+import Testing
+
+@Suite struct BackoffTests {
+    private let backoff = NackBackoff()
+
+    @Test func defaultsMatchTheSpec() {
+        #expect(backoff.factor == 2)
+        #expect(backoff.minMs == 1000)
+        #expect(backoff.maxMs == 3_600_000)
+        #expect(backoff.maxAttempts == 12)
+    }
+
+    @Test(arguments: [
+        // (attempt, random, delay ms): r × 1000 × 2^(attempt-1), r = 1 + random
+        (UInt32(1), 0.0, Int64(1000)), (1, 0.5, 1500), (2, 0.0, 2000), (2, 0.25, 2500),
+        (3, 0.0, 4000), (5, 0.5, 24_000), (11, 0.0, 1_024_000), (12, 0.0, 2_048_000),
+        (12, 0.75, 3_584_000), (13, 0.0, 3_600_000), (12, 0.9, 3_600_000),
+    ])
+    func growsExponentiallyWithJitter(attempt: UInt32, random: Double, delay: Int64) {
+        #expect(backoff.delayMs(attempt: attempt, random: random) == delay)
+    }
+
+    @Test func jitterStaysBelowTwiceTheStep() {
+        let almostOne = 1.0.nextDown
+        #expect(backoff.delayMs(attempt: 1, random: almostOne) == 1999)
+        #expect(backoff.delayMs(attempt: 3, random: almostOne) == 7999)
+    }
+
+    @Test func clampsOutOfRangeRandomValues() {
+        #expect(backoff.delayMs(attempt: 1, random: -3) == 1000)
+        #expect(backoff.delayMs(attempt: 1, random: .nan) == 1000)
+        #expect(backoff.delayMs(attempt: 1, random: 1) == 1999)
+        #expect(backoff.delayMs(attempt: 1, random: .infinity) == 1999)
+    }
+
+    @Test func treatsAttemptZeroAsTheFirstAttempt() {
+        #expect(backoff.delayMs(attempt: 0, random: 0) == 1000)
+    }
+
+    @Test func capsHugeAttemptsAtTheMaximumWithoutOverflow() {
+        for attempt: UInt32 in [40, 64, 1024, 1_000_000, .max - 1, .max] {
+            #expect(backoff.delayMs(attempt: attempt, random: 0.999) == 3_600_000, "attempt \(attempt)")
+        }
+        let wide = NackBackoff(factor: 10, minMs: 1, maxMs: .max)
+        #expect(wide.delayMs(attempt: .max, random: 0.5) == .max)
+    }
+
+    @Test func neverLeavesTheConfiguredBounds() {
+        let configs = [NackBackoff(), NackBackoff(factor: 1, minMs: 500, maxMs: 500), NackBackoff(factor: 3.5, minMs: 7, maxMs: 10_000)]
+        for config in configs {
+            for attempt: UInt32 in 0...80 {
+                for random in stride(from: 0.0, to: 1.0, by: 0.125) {
+                    let delay = config.delayMs(attempt: attempt, random: random)
+                    #expect(delay >= config.minMs && delay <= config.maxMs)
+                }
+            }
+        }
+    }
+
+    @Test func isMonotonicInTheAttemptForAFixedRandom() {
+        var previous: Int64 = 0
+        for attempt: UInt32 in 1...40 {
+            let delay = backoff.delayMs(attempt: attempt, random: 0.3)
+            #expect(delay >= previous)
+            previous = delay
+        }
+    }
+
+    @Test func factorOneIsAConstantDelay() {
+        let constant = NackBackoff(factor: 1, minMs: 250, maxMs: 10_000)
+        #expect(constant.delayMs(attempt: 1, random: 0) == 250)
+        #expect(constant.delayMs(attempt: 1000, random: 0) == 250)
+    }
+
+    @Test func zeroMinimumMeansNoDelay() {
+        let none = NackBackoff(factor: 2, minMs: 0, maxMs: 1000)
+        #expect(none.delayMs(attempt: .max, random: 0.5) == 0)
+    }
+
+    @Test func deadLettersTheFailureThatReachesMaxAttempts() {
+        #expect(!backoff.deadLetters(attempt: 11))
+        #expect(backoff.deadLetters(attempt: 12))
+        #expect(backoff.deadLetters(attempt: 13))
+    }
+}
