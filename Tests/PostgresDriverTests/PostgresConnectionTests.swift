@@ -36,6 +36,42 @@ import UVLoop
         #expect(loop.shutdown() == 0)
     }
 
+    @Test func sendsRequestsQueuedWhileConnecting() async throws {
+        let loop = try EventLoop()
+        let connection = PostgresConnection(loop: loop, config: try testConfig())
+        let answers = Collector<String?>()
+        try await loop.submit {
+            connection.connect()
+            connection.query("SELECT 'first'") { answers.append((try? $0.get())?.scalar) }
+            connection.simpleQuery("SELECT 'second'") { answers.append((try? $0.get())?.first?.scalar) }
+            connection.query("SELECT 'third'") { answers.append((try? $0.get())?.scalar) }
+        }
+        #expect(await answers.wait(for: 3) == ["first", "second", "third"])
+        await connection.close()
+        #expect(loop.shutdown() == 0)
+    }
+
+    @Test func sendsMoreThanTheSocketBuffersHold() async throws {
+        // The server sleeps first and does not read meanwhile, so 30 MB cannot
+        // be written in one go: PQflush answers 1 and the rest goes out as the
+        // socket becomes writable.
+        let loop = try EventLoop()
+        let connection = try await connected(loop)
+        let payload = String(repeating: "x", count: 100_000)
+        let lengths = Collector<Int?>()
+        try await loop.submit {
+            connection.query("SELECT pg_sleep(0.3)") { _ in }
+            for _ in 0..<300 {
+                connection.query("SELECT length($1) AS n", [.text(payload)]) { lengths.append((try? $0.get())?[0].int("n")) }
+            }
+        }
+        let got = await lengths.wait(for: 300)
+        #expect(got.count == 300)
+        #expect(got.allSatisfy { $0 == 100_000 })
+        await connection.close()
+        #expect(loop.shutdown() == 0)
+    }
+
     @Test func reportsRefusedConnectionQuickly() async throws {
         let loop = try EventLoop()
         let port = TestServices.unusedPort()
@@ -284,6 +320,23 @@ import UVLoop
         #expect(got.allSatisfy { $0?.kind == .closed })
         try await Task.sleep(for: .milliseconds(20))
         #expect(outcomes.values.count == 1002)
+        #expect(loop.shutdown() == 0)
+    }
+
+    @Test func refusesRequestsBoundToAnEndedSession() async throws {
+        // The migrator binds its steps to the session holding its advisory lock.
+        let loop = try EventLoop()
+        let connection = try await connected(loop)
+        let outcomes = Collector<(String, PostgresError?)>()
+        try await loop.submit {
+            let current = connection.connectedSession!
+            connection.submit(["SELECT 1"], timeoutMs: nil, pinnedTo: current) { outcomes.append(("current", $0.failure)) }
+            connection.submit(["SELECT 1"], timeoutMs: nil, pinnedTo: current + 1) { outcomes.append(("other", $0.failure)) }
+        }
+        let got = Dictionary(uniqueKeysWithValues: await outcomes.wait(for: 2).map { ($0.0, $0.1) })
+        #expect(got["current"]! == nil)
+        #expect(got["other"]??.kind == .disconnected)
+        await connection.close()
         #expect(loop.shutdown() == 0)
     }
 
