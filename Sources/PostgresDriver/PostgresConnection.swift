@@ -692,21 +692,3 @@ public final class PostgresConnection: @unchecked Sendable {
         assert(loop.inEventLoop, "PostgresConnection used off its loop thread")
     }
 }
-
-/// Carries a loop-confined value through `loop.execute`, whose closure must be
-/// Sendable. Only sound when the value is created and used on the loop thread.
-struct LoopBound<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}
-
-extension String {
-    func replacingAll(_ target: Character, with replacement: String) -> String {
-        var out = ""
-        out.reserveCapacity(count)
-        for ch in self {
-            if ch == target { out += replacement } else { out.append(ch) }
-        }
-        return out
-    }
-}

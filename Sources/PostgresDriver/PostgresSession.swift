@@ -254,12 +254,3 @@ final class PostgresSession {
         return PostgresError(.server(sqlstate: sqlstate), message, detail: field(UInt8(ascii: "D")))  // PG_DIAG_MESSAGE_DETAIL
     }
 }
-
-extension String {
-    func trimmingWhitespace() -> String {
-        var scalars = Substring(self)
-        while let last = scalars.last, last.isWhitespace { scalars.removeLast() }
-        while let first = scalars.first, first.isWhitespace { scalars.removeFirst() }
-        return String(scalars)
-    }
-}
