@@ -7,8 +7,10 @@
 // A lapsed lease is not backed off (it is due again at once); only nacks are.
 //
 // Invariants:
-// - minMs <= delayMs(...) <= maxMs for every attempt and random value
-//   (with the checked configuration below), never negative.
+// - min(minMs, maxMs) <= delayMs(...) <= maxMs for every attempt and random
+//   value, never negative. maxMs below minMs is not an error: the formula
+//   then gives maxMs every time (so a configuration read key by key never
+//   passes through a state that traps).
 // - No overflow for any attempt up to UInt32.max: the growth is computed in
 //   Double, where factor^(attempt - 1) becomes +infinity at worst, and the
 //   min() with maxMs happens before converting back to Int64.
@@ -25,17 +27,18 @@ public struct NackBackoff: Sendable, Equatable {
     public let factor: Double
     /// Delay step of the first attempt, in milliseconds (>= 0).
     public let minMs: Int64
-    /// Upper bound of every delay, in milliseconds (>= minMs).
+    /// Upper bound of every delay, in milliseconds (>= 0; below minMs every delay is maxMs).
     public let maxMs: Int64
     /// The failure that brings a run's attempt to this value dead-letters it (>= 1).
     public let maxAttempts: UInt32
 
     /// Defaults from engine.md: factor 2, 1 s, 1 h, 12 attempts.
-    /// The values are configuration, checked here: a bad one is a programming
-    /// or startup error, never a peer's input.
+    /// The values are configuration (range-checked where they are read), so a
+    /// NaN or shrinking factor, a negative bound or zero attempts is a
+    /// programming error and traps.
     public init(factor: Double = 2, minMs: Int64 = 1000, maxMs: Int64 = 3_600_000, maxAttempts: UInt32 = 12) {
         precondition(factor.isFinite && factor >= 1, "backoff factor must be finite and >= 1: \(factor)")
-        precondition(minMs >= 0 && maxMs >= minMs, "backoff bounds must satisfy 0 <= min <= max: \(minMs), \(maxMs)")
+        precondition(minMs >= 0 && maxMs >= 0, "backoff bounds must not be negative: \(minMs), \(maxMs)")
         precondition(maxAttempts >= 1, "max attempts must be at least 1")
         self.factor = factor
         self.minMs = minMs

@@ -78,6 +78,12 @@ import Testing
         #expect(none.delayMs(attempt: .max, random: 0.5) == 0)
     }
 
+    @Test func maximumBelowMinimumGivesTheMaximumEveryTime() {
+        let inverted = NackBackoff(factor: 2, minMs: 10_000, maxMs: 500)
+        #expect(inverted.delayMs(attempt: 1, random: 0) == 500)
+        #expect(inverted.delayMs(attempt: 30, random: 0.9) == 500)
+    }
+
     @Test func deadLettersTheFailureThatReachesMaxAttempts() {
         #expect(!backoff.deadLetters(attempt: 11))
         #expect(backoff.deadLetters(attempt: 12))
