@@ -4,6 +4,8 @@
 /// escaping is involved. `text` is sent with an unspecified type, so the server
 /// infers it from the statement (`$1::int`, a column); the others carry their
 /// type. Arrays are sent as array literals, ready for `unnest($1::text[])`.
+/// `.int64` is typed `bigint`: comparisons and inserts into `integer` columns
+/// work, but a function that takes `integer` needs a cast (`pg_terminate_backend($1::int)`).
 public enum PostgresBindable: Sendable, Hashable {
     case null
     case text(String)
