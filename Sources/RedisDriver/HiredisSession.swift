@@ -20,14 +20,36 @@
 // returns (REDIS_IN_CALLBACK), but not inside the connect callback, so the
 // successful connect callback runs no user code at all: the connection is
 // reported up only when the handshake PING replies.
+//
+// Pub/sub (RedisSubscriber): hiredis keeps a SUBSCRIBE's callback per channel
+// and calls it for every confirmation and message, then once more per channel
+// with a NULL reply when the context is torn down (before the disconnect
+// callback). A retained privdata cannot be released at a single "last" call
+// there, so `subscribe` passes no privdata at all: its callback finds the
+// session through `ac->data`, whose retain covers every call hiredis can make.
 internal import CHiredis
 internal import CRedisUV
 import UVLoop
 
+/// What a session reports to: a RedisConnection or a RedisSubscriber (loop thread).
+protocol HiredisSessionOwner: AnyObject {
+    /// The context is gone (failed connect, lost socket); see `free()`.
+    func sessionEnded(_ session: HiredisSession, _ error: RedisError)
+    /// A reply on the pub/sub path of `subscribe`: a subscribe confirmation or
+    /// a message (`["message", channel, payload]`), copied out of hiredis.
+    func sessionReceivedPubSub(_ session: HiredisSession, _ reply: Result<RedisValue, RedisError>)
+}
+
+extension HiredisSessionOwner {
+    func sessionReceivedPubSub(_ session: HiredisSession, _ reply: Result<RedisValue, RedisError>) {}
+}
+
+extension RedisConnection: HiredisSessionOwner {}
+
 final class HiredisSession {
-    /// The connection this session reports to. `free()` detaches it, after
+    /// The connection or subscriber this session reports to. `free()` detaches it, after
     /// which callbacks only complete commands.
-    weak var owner: RedisConnection?
+    weak var owner: (any HiredisSessionOwner)?
     /// nil once hiredis freed the context (or it was handed back to hiredis).
     private var context: UnsafeMutablePointer<redisAsyncContext>?
     private var freeRequested = false
@@ -38,7 +60,7 @@ final class HiredisSession {
 
     /// Starts a non-blocking connect to `host` (an IP literal: hiredis would
     /// resolve a name with a blocking getaddrinfo) and attaches it to `loop`.
-    static func open(host: String, port: UInt16, loop: EventLoop, owner: RedisConnection) -> Result<HiredisSession, RedisError> {
+    static func open(host: String, port: UInt16, loop: EventLoop, owner: any HiredisSessionOwner) -> Result<HiredisSession, RedisError> {
         // NULL only when out of memory. Otherwise ac->err is set when connect(2)
         // failed at once (ECONNREFUSED on loopback is often immediate).
         guard let ac = redisAsyncConnect(host, Int32(port)) else {
@@ -69,6 +91,33 @@ final class HiredisSession {
     /// completed exactly once from the reply callback (or earlier by its owner);
     /// on false hiredis refused the command (context being torn down) and it was not sent.
     func send(_ args: [[UInt8]], _ command: PendingCommand) -> Bool {
+        let privdata = Unmanaged.passRetained(command).toOpaque()
+        // On false the callback will never run, so take the retain back.
+        guard submit(args, privdata: privdata, { ac, reply, privdata in HiredisSession.didReply(ac, reply, privdata) }) else {
+            Unmanaged<PendingCommand>.fromOpaque(privdata).release()
+            return false
+        }
+        return true
+    }
+
+    /// Sends `SUBSCRIBE channels...` on the pub/sub path: every confirmation
+    /// and message goes to `owner.sessionReceivedPubSub`, for as long as the
+    /// context lives (see the pub/sub note at the top). Re-subscribing a
+    /// channel already subscribed is allowed (Redis just confirms it again).
+    /// False when hiredis refused it (context being torn down); nothing was sent.
+    func subscribe(_ channels: [[UInt8]]) -> Bool {
+        guard !channels.isEmpty else { return false }
+        return submit([Array("SUBSCRIBE".utf8)] + channels, privdata: nil) { ac, reply, privdata in
+            HiredisSession.didPubSub(ac, reply, privdata)
+        }
+    }
+
+    private typealias ReplyCallback = @convention(c) (
+        UnsafeMutablePointer<redisAsyncContext>?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void
+
+    /// redisAsyncCommandArgv with binary-safe arguments; false when hiredis
+    /// refused the command (then `callback` never runs for it).
+    private func submit(_ args: [[UInt8]], privdata: UnsafeMutableRawPointer?, _ callback: ReplyCallback) -> Bool {
         guard let ac = context, !freeRequested, !args.isEmpty else { return false }
         let argc = args.count
         var total = 0
@@ -90,17 +139,9 @@ final class HiredisSession {
                         lengths[index] = arg.count
                         offset += arg.count
                     }
-                    let privdata = Unmanaged.passRetained(command).toOpaque()
-                    // REDIS_ERR: the context is disconnecting/freeing, or out of memory;
-                    // the callback will then never run, so take the retain back.
-                    let rc = redisAsyncCommandArgv(
-                        ac, { ac, reply, privdata in HiredisSession.didReply(ac, reply, privdata) },
-                        privdata, Int32(argc), argv.baseAddress, lengths.baseAddress)
-                    if rc != REDIS_OK {
-                        Unmanaged<PendingCommand>.fromOpaque(privdata).release()
-                        return false
-                    }
-                    return true
+                    // REDIS_ERR: the context is disconnecting/freeing, or out of memory.
+                    let rc = redisAsyncCommandArgv(ac, callback, privdata, Int32(argc), argv.baseAddress, lengths.baseAddress)
+                    return rc == REDIS_OK
                 }
             }
         }
@@ -169,6 +210,21 @@ final class HiredisSession {
             session.owner?.sessionEnded(session, error)
         }
         command.complete(.failure(error))
+    }
+
+    /// The callback of `subscribe`, for every confirmation and message of every
+    /// subscribed channel (privdata is always nil). A NULL reply means the
+    /// context is being torn down: it comes once per channel, before the
+    /// disconnect callback, or after a failed connect (then `ac->data` is nil).
+    private static func didPubSub(_ ac: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?,
+                                  _ privdata: UnsafeMutableRawPointer?) {
+        guard let ac, let session = session(of: UnsafePointer(ac)) else { return }
+        guard let reply else {
+            let message = ac.pointee.c.err != 0 ? errorText(UnsafePointer(ac)) : "connection closed"
+            session.owner?.sessionEnded(session, RedisError(.disconnected, message))
+            return
+        }
+        session.owner?.sessionReceivedPubSub(session, RedisValue.result(copying: reply.assumingMemoryBound(to: redisReply.self)))
     }
 
     /// hiredis is about to free `ac`: forget it, and clear `ac->data` so the
