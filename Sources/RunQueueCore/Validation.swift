@@ -82,21 +82,21 @@ public enum Validation {
     public static func isIdentifier(_ value: String) -> Bool {
         let utf8 = value.utf8
         guard utf8.count >= 1, utf8.count <= maxBytes else { return false }
-        return utf8.allSatisfy(isIdentifierByte)
+        return allBytes(of: value, isIdentifierByte)
     }
 
     /// 1..128 bytes of `[A-Za-z0-9_./-]`.
     public static func isQueueName(_ value: String) -> Bool {
         let utf8 = value.utf8
         guard utf8.count >= 1, utf8.count <= maxBytes else { return false }
-        return utf8.allSatisfy(isQueueNameByte)
+        return allBytes(of: value, isQueueNameByte)
     }
 
     /// 0..128 bytes of `[A-Za-z0-9_./-]`.
     public static func isTaskIdentifier(_ value: String) -> Bool {
         let utf8 = value.utf8
         guard utf8.count <= maxBytes else { return false }
-        return utf8.allSatisfy(isQueueNameByte)
+        return allBytes(of: value, isQueueNameByte)
     }
 
     /// 0..128 bytes of UTF-8 with no C0/DEL/C1 control character, no `|`, no 0x1E.
@@ -112,6 +112,19 @@ public enum Validation {
             previous = byte
         }
         return true
+    }
+
+    /// Whether every UTF-8 byte of `value` passes `test`; scans the string's
+    /// own storage when it is contiguous (always, for native strings).
+    @inline(__always)
+    private static func allBytes(of value: String, _ test: (UInt8) -> Bool) -> Bool {
+        if let result = value.utf8.withContiguousStorageIfAvailable({ bytes in
+            for byte in bytes where !test(byte) { return false }
+            return true
+        }) {
+            return result
+        }
+        return value.utf8.allSatisfy(test)
     }
 
     // MARK: Throwing checks
