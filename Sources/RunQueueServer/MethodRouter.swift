@@ -6,6 +6,8 @@ import UVLoop
 final class MethodRouter {
     static let serverVersion = "runqueued 0.1.0"
     private let config: ServerConfig
+    /// Nil until the stores are wired (in-process tests without Redis).
+    var engine: QueueEngine?
 
     init(config: ServerConfig) {
         self.config = config
@@ -26,11 +28,31 @@ final class MethodRouter {
         case .cancel(let request):
             let cancelled = request.targetCallID != context.callID && connection.cancel(callID: request.targetCallID)
             context.reply(.cancel(CancelResponse(cancelled: cancelled)))
-        default:
+        case .enqueue(let request): withEngine(context) { $0.enqueue(request, context) }
+        case .enqueueBatch(let request): withEngine(context) { $0.enqueueBatch(request, context) }
+        case .dequeue(let request): withEngine(context) { $0.dequeue(request, context) }
+        case .ack(let request): withEngine(context) { $0.ack(request, context) }
+        case .nack(let request): withEngine(context) { $0.nack(request, context) }
+        case .heartbeat(let request): withEngine(context) { $0.heartbeat(request, context) }
+        case .readMessage(let request): withEngine(context) { $0.readMessage(request, context) }
+        case .queueStats(let request): withEngine(context) { $0.queueStats(request, context) }
+        case .setConcurrencyLimit(let request): withEngine(context) { $0.setConcurrencyLimit(request, context) }
+        case .redrive(let request): withEngine(context) { $0.redrive(request, context) }
+        case .getRun, .subscribeExpiry:
             context.fail(.unimplemented, "\(call.methodName) is not implemented by this server yet")
         }
     }
 
-    /// Releases what the handlers hold (store connections, timers).
-    func close() {}
+    private func withEngine(_ context: CallContext, _ body: (QueueEngine) -> Void) {
+        guard let engine else {
+            context.fail(.unavailable, "\(context.method) needs the queue engine, which is not running on this server")
+            return
+        }
+        body(engine)
+    }
+
+    /// Releases what the handlers hold (timers, waiting calls).
+    func close() {
+        engine?.dequeue.close()
+    }
 }

@@ -20,15 +20,23 @@ public final class Server: Sendable {
         return try await loop.submit { try core.start(handleSignals: handleSignals) }
     }
 
-    /// Waits until the server has shut down (after a signal or `stop()`),
-    /// then closes the loop. Returns the number of loop handles that had to be
-    /// force-closed (0 when everything closed cleanly).
-    public func waitUntilStopped() async -> Int {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+    /// How a server stopped.
+    public struct StopReport: Sendable {
+        /// Loop handles that had to be force-closed (0 when everything closed cleanly).
+        public var leftoverHandles: Int
+        /// Why the server stopped on its own (a fatal configuration conflict:
+        /// exit code 2), or nil after a signal or `stop()`.
+        public var fatalError: String?
+    }
+
+    /// Waits until the server has shut down (after a signal, `stop()` or a
+    /// fatal conflict), then closes the loop.
+    public func waitUntilStopped() async -> StopReport {
+        let fatal = await withCheckedContinuation { (continuation: CheckedContinuation<String?, Never>) in
             let core = self.core
-            loop.execute { core.onStoppedOrNow { continuation.resume() } }
+            loop.execute { core.onStoppedOrNow { continuation.resume(returning: core.fatalError) } }
         }
-        return loop.shutdown()
+        return StopReport(leftoverHandles: loop.shutdown(), fatalError: fatal)
     }
 
     /// Graceful shutdown: stop accepting, finish calls in progress, close.
@@ -37,7 +45,7 @@ public final class Server: Sendable {
     public func stop() async -> Int {
         let core = self.core
         loop.execute { core.beginShutdown() }
-        return await waitUntilStopped()
+        return await waitUntilStopped().leftoverHandles
     }
 
     /// Connections currently open (for tests and metrics).

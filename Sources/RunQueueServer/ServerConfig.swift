@@ -4,6 +4,9 @@
 // in README.md with its default. Parsing is pure so it is tested without a
 // process; an invalid value is one `ConfigError` naming the key.
 import Logging
+import RunQueueCore
+import RunQueueExpiry
+import RunQueueStorage
 import UVLoop
 
 public struct ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
@@ -29,6 +32,15 @@ public struct ServerConfig: Sendable {
     public var shutdownGraceMs: UInt64 = 10_000
     /// Queue shards (the reference's RUN_ENGINE_RUN_QUEUE_SHARD_COUNT).
     public var shardCount = 16
+    /// The queue's tunables (limits, leases, backoff, message format, fairness).
+    public var queue = QueueConfig()
+    /// RUN_ENGINE_DEFAULT_MAX_TTL: clamps longer TTLs and applies to runs without one.
+    public var defaultMaxTTLMs: Int64?
+    /// How often every shard's lapses are applied and empty-shard hints dropped.
+    public var housekeepingIntervalMs: UInt64 = 1000
+    /// False runs the protocol layer alone (Hello, Ping, Cancel; engine
+    /// methods answer UNAVAILABLE): for tests of the transport. Not a setting.
+    public var storesEnabled = true
 
     public init() {}
 
@@ -79,6 +91,60 @@ public struct ServerConfig: Sendable {
         },
         Key(env: "RUN_ENGINE_RUN_QUEUE_SHARD_COUNT", flag: "--shard-count") { config, value throws(ConfigError) in
             config.shardCount = try integer(value, key: "RUN_ENGINE_RUN_QUEUE_SHARD_COUNT", in: 1...1024)
+        },
+        Key(env: "RUNQUEUE_MESSAGE_FORMAT", flag: "--message-format") { config, value throws(ConfigError) in
+            guard let format = MessageFormatChoice(rawValue: value.lowercased()) else {
+                throw ConfigError("RUNQUEUE_MESSAGE_FORMAT must be v2, v3 or v4, got \"\(value)\"")
+            }
+            config.queue.messageFormat = format
+        },
+        Key(env: "RUN_ENGINE_DEFAULT_MAX_TTL", flag: "--default-max-ttl") { config, value throws(ConfigError) in
+            do {
+                config.defaultMaxTTLMs = try TTLParser.milliseconds(value, field: "RUN_ENGINE_DEFAULT_MAX_TTL")
+            } catch {
+                throw ConfigError("RUN_ENGINE_DEFAULT_MAX_TTL: \((error as? TTLError)?.message ?? "\(error)")")
+            }
+        },
+        Key(env: "RUNQUEUE_DEFAULT_LEASE_MS", flag: "--default-lease-ms") { config, value throws(ConfigError) in
+            config.queue.defaultLeaseMs = Int64(try integer(value, key: "RUNQUEUE_DEFAULT_LEASE_MS", in: 1000...86_400_000))
+        },
+        Key(env: "RUNQUEUE_DEFAULT_ENV_CONCURRENCY_LIMIT", flag: "--default-env-concurrency-limit") { config, value throws(ConfigError) in
+            config.queue.defaultEnvironmentLimit = try integer(value, key: "RUNQUEUE_DEFAULT_ENV_CONCURRENCY_LIMIT", in: 0...1_000_000)
+        },
+        Key(env: "RUNQUEUE_DEFAULT_BURST_FACTOR", flag: "--default-burst-factor") { config, value throws(ConfigError) in
+            guard let burst = Double(value), burst.isFinite, burst >= 1, burst <= 100 else {
+                throw ConfigError("RUNQUEUE_DEFAULT_BURST_FACTOR must be a number in 1...100, got \"\(value)\"")
+            }
+            config.queue.defaultBurstFactor = burst
+        },
+        Key(env: "RUNQUEUE_MAX_ATTEMPTS", flag: "--max-attempts") { config, value throws(ConfigError) in
+            let b = config.queue.backoff
+            config.queue.backoff = NackBackoff(factor: b.factor, minMs: b.minMs, maxMs: b.maxMs,
+                                               maxAttempts: UInt32(try integer(value, key: "RUNQUEUE_MAX_ATTEMPTS", in: 1...1000)))
+        },
+        Key(env: "RUNQUEUE_BACKOFF_MIN_MS", flag: "--backoff-min-ms") { config, value throws(ConfigError) in
+            let b = config.queue.backoff
+            config.queue.backoff = NackBackoff(factor: b.factor, minMs: Int64(try integer(value, key: "RUNQUEUE_BACKOFF_MIN_MS", in: 0...86_400_000)),
+                                               maxMs: b.maxMs, maxAttempts: b.maxAttempts)
+        },
+        Key(env: "RUNQUEUE_BACKOFF_MAX_MS", flag: "--backoff-max-ms") { config, value throws(ConfigError) in
+            let b = config.queue.backoff
+            config.queue.backoff = NackBackoff(factor: b.factor, minMs: b.minMs,
+                                               maxMs: Int64(try integer(value, key: "RUNQUEUE_BACKOFF_MAX_MS", in: 0...604_800_000)),
+                                               maxAttempts: b.maxAttempts)
+        },
+        Key(env: "RUNQUEUE_BACKOFF_FACTOR", flag: "--backoff-factor") { config, value throws(ConfigError) in
+            guard let factor = Double(value), factor.isFinite, factor >= 1, factor <= 10 else {
+                throw ConfigError("RUNQUEUE_BACKOFF_FACTOR must be a number in 1...10, got \"\(value)\"")
+            }
+            let b = config.queue.backoff
+            config.queue.backoff = NackBackoff(factor: factor, minMs: b.minMs, maxMs: b.maxMs, maxAttempts: b.maxAttempts)
+        },
+        Key(env: "RUNQUEUE_FAIR_ENV_WINDOW", flag: "--fair-env-window") { config, value throws(ConfigError) in
+            config.queue.fairEnvironmentWindow = try integer(value, key: "RUNQUEUE_FAIR_ENV_WINDOW", in: 1...10_000)
+        },
+        Key(env: "RUNQUEUE_HOUSEKEEPING_INTERVAL_MS", flag: "--housekeeping-interval-ms") { config, value throws(ConfigError) in
+            config.housekeepingIntervalMs = UInt64(try integer(value, key: "RUNQUEUE_HOUSEKEEPING_INTERVAL_MS", in: 50...60_000))
         },
     ]
 

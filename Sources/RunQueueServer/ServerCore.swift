@@ -9,6 +9,7 @@
 import Glibc
 import Logging
 import RunQueueCore
+import RunQueueStorage
 import UVLoop
 
 final class ServerCore {
@@ -24,6 +25,10 @@ final class ServerCore {
     private var graceTimer: LoopTimer?
     private var stopping = false
     private var stopped = false
+    private var stores: Stores?
+    private var clock: ServiceClock?
+    /// Set when a fatal configuration conflict stopped the server (exit code 2).
+    private(set) var fatalError: String?
     private var onStopped: [() -> Void] = []
 
     init(loop: EventLoop, config: ServerConfig, logger: Logger) {
@@ -35,6 +40,7 @@ final class ServerCore {
 
     /// Binds and starts serving; returns the bound port.
     func start(handleSignals: Bool) throws -> UInt16 {
+        if config.storesEnabled { try startEngine() }
         let listener = try TCPListener(loop: loop, address: config.listen) { [unowned self] tcp in
             accept(tcp)
         }
@@ -56,6 +62,26 @@ final class ServerCore {
         let port = listener.localPort
         logger.notice("runqueued listening", metadata: ["listen": "\(config.listen.host):\(port)"])
         return port
+    }
+
+    private func startEngine() throws {
+        let stores = try Stores(loop: loop, config: config, logger: logger) { [unowned self] message in
+            guard fatalError == nil else { return }
+            fatalError = message
+            logger.critical("fatal configuration conflict", metadata: ["error": "\(message)"])
+            beginShutdown()
+        }
+        let clock = ServiceClock()
+        let store = QueueStore(redis: stores.redis, shards: ShardMap(shardCount: config.shardCount), config: config.queue)
+        let dequeue = DequeueCoordinator(loop: loop, store: store, clock: clock, logger: logger,
+                                         maxFrameBytes: config.maxFrameBytes, housekeepingMs: config.housekeepingIntervalMs)
+        stores.onAnnouncement = { payload in dequeue.announcement(payload) }
+        stores.onWakeReconnect = { dequeue.forgetHints() }
+        router.engine = QueueEngine(store: store, clock: clock, config: config, dequeue: dequeue)
+        stores.start()
+        clock.start(loop: loop, redis: stores.redis)
+        self.stores = stores
+        self.clock = clock
     }
 
     private func accept(_ tcp: TCPConnection) {
@@ -116,6 +142,8 @@ final class ServerCore {
         for signal in signals { signal.close() }
         signals.removeAll()
         router.close()
+        clock?.close()
+        stores?.close()
         stopped = true
         logger.notice("runqueued stopped")
         let callbacks = onStopped

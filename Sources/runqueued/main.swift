@@ -31,9 +31,11 @@ func runServer() async -> Int32 {
     do {
         let server = try Server(config: config, logger: logger)
         _ = try await server.start(handleSignals: true)
-        let leftover = await server.waitUntilStopped()
-        if leftover > 0 { logger.warning("handles force-closed at exit", metadata: ["count": "\(leftover)"]) }
-        return 0
+        let report = await server.waitUntilStopped()
+        if report.leftoverHandles > 0 {
+            logger.warning("handles force-closed at exit", metadata: ["count": "\(report.leftoverHandles)"])
+        }
+        return report.fatalError == nil ? 0 : 2
     } catch {
         logger.critical("cannot start", metadata: ["error": "\(error)"])
         return 1

@@ -18,7 +18,7 @@ import UVLoop
     }
 
     @Test func helloAndPingOverTheSwiftClient() async throws {
-        let test = try await TestServer.start { $0.maxFrameBytes = 65536; $0.shardCount = 8 }
+        let test = try await TestServer.protocolOnly { $0.maxFrameBytes = 65536; $0.shardCount = 8 }
         let loop = try EventLoop()
         let client = try await RunQueueConnection.connect(to: test.address, loop: loop)
         let hello = try await client.hello(clientName: "test")
@@ -32,7 +32,7 @@ import UVLoop
     }
 
     @Test func tenThousandPipelinedCallsAreEachAnsweredOnce() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.protocolOnly()
         let socket = try RawSocket(port: test.port)
         var bytes: [UInt8] = []
         for id in 1...10_000 {
@@ -52,7 +52,7 @@ import UVLoop
     }
 
     @Test func pipelinedCallsThroughTheSwiftClientMatchTheirAnswers() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.protocolOnly()
         let client = try await RunQueueConnection.connect(to: test.address)
         try await withThrowingTaskGroup(of: Bool.self) { group in
             for i in 0..<2000 {
@@ -65,7 +65,7 @@ import UVLoop
     }
 
     @Test func garbageBodyAnswersInvalidArgumentAndTheConnectionStaysUsable() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.protocolOnly()
         let socket = try RawSocket(port: test.port)
         try socket.send(FrameEncoder.frame([0xFF, 0xFF, 0xFF, 0x07]))
         let bad = try response(socket)
@@ -79,7 +79,7 @@ import UVLoop
     }
 
     @Test func oversizeFrameIsRefusedBeforeItsBodyThenClosed() async throws {
-        let test = try await TestServer.start { $0.maxFrameBytes = 4096 }
+        let test = try await TestServer.protocolOnly { $0.maxFrameBytes = 4096 }
         let socket = try RawSocket(port: test.port)
         // Only the header is sent: the answer must not wait for the body.
         try socket.send([0, 0, 0x10, 0x01])
@@ -92,7 +92,7 @@ import UVLoop
     }
 
     @Test func zeroLengthFrameIsRefusedThenClosed() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.protocolOnly()
         let socket = try RawSocket(port: test.port)
         try socket.send([0, 0, 0, 0])
         #expect(try response(socket).status.code == .resourceExhausted)
@@ -101,7 +101,7 @@ import UVLoop
     }
 
     @Test func requestWithoutAKnownMethodIsUnimplemented() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.protocolOnly()
         let socket = try RawSocket(port: test.port)
         try socket.send(request(3, nil))
         let r = try response(socket)
@@ -117,7 +117,7 @@ import UVLoop
     }
 
     @Test func callIDZeroIsRefusedAndClosesTheConnection() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.protocolOnly()
         let socket = try RawSocket(port: test.port)
         try socket.send(request(0, .ping(PingRequest())))
         let r = try response(socket)
@@ -129,7 +129,7 @@ import UVLoop
     }
 
     @Test func cancelOfAnUnknownCallAnswersFalse() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.protocolOnly()
         let client = try await RunQueueConnection.connect(to: test.address)
         let result = try await client.call(.cancel(CancelRequest(targetCallID: 12345)))
         #expect(result == .cancel(CancelResponse(cancelled: false)))
@@ -138,7 +138,7 @@ import UVLoop
     }
 
     @Test func fiveHundredConcurrentConnectionsAreServed() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.protocolOnly()
         let loop = try EventLoop()
         let clients = try await withThrowingTaskGroup(of: RunQueueConnection.self) { group in
             for i in 0..<500 {
@@ -158,7 +158,7 @@ import UVLoop
     }
 
     @Test func idleConnectionsAreClosedAfterTheTimeout() async throws {
-        let test = try await TestServer.start { $0.idleTimeoutMs = 100 }
+        let test = try await TestServer.protocolOnly { $0.idleTimeoutMs = 100 }
         let socket = try RawSocket(port: test.port, timeoutSeconds: 5)
         let start = ContinuousClock.now
         #expect(socket.readsEOF())
@@ -167,7 +167,7 @@ import UVLoop
     }
 
     @Test func aClientThatStopsReadingDoesNotGrowServerMemory() async throws {
-        let test = try await TestServer.start { 
+        let test = try await TestServer.protocolOnly { 
             $0.maxQueuedResponseBytes = 65536
             $0.maxCallsPerConnection = 64
             $0.shutdownGraceMs = 300
@@ -203,7 +203,7 @@ import UVLoop
     }
 
     @Test func gracefulShutdownAnswersCallsItReadThenCloses() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.protocolOnly()
         let socket = try RawSocket(port: test.port)
         let idle = try RawSocket(port: test.port)
         var bytes: [UInt8] = []

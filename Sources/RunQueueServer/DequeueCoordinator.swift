@@ -1,0 +1,319 @@
+// DequeueCoordinator: Dequeue across shards, and its long poll.
+//
+// A claim visits the shards in a rotating order per worker queue (the start
+// moves by one each call) and asks each for a share of what is still wanted:
+// ceil(remaining / shards left in the pass). A shard that gave less than its
+// share is remembered as empty for that worker queue and skipped until
+// something may have changed there; shards that gave their full share are
+// visited again until the request is filled or a full pass finds nothing
+// more ("never fewer when more are available").
+//
+// Wake-ups instead of polling: a waiting Dequeue is served again when a run
+// may have become claimable for its worker queue: a local enqueue, an
+// announcement from any instance's script on the wake channel (new due runs,
+// freed slots, an earlier due time), or a shard's next due time (a delayed
+// run, a retry, a lease deadline) reached on a timer. A housekeeping pass
+// every second applies lapses on every shard and forgets the empty-shard
+// hints, which bounds how long a lost announcement can delay a run.
+//
+// A claim whose call was cancelled or whose connection closed while the
+// script ran gives its runs back at once (release.lua: no extra attempt), so
+// nothing is leased that is not delivered.
+import Logging
+import RunQueueCore
+import RunQueueStorage
+import UVLoop
+
+final class DequeueCoordinator {
+    /// Upper bound of one RunMessage on the wire: nine fields of at most 128
+    /// bytes (with tag and length) plus the numbers and the repeated-field header.
+    static let maxRunMessageBytes = 1250
+
+    private let loop: EventLoop
+    private let store: QueueStore
+    private let clock: ServiceClock
+    private let logger: Logger
+    private let shardCount: Int
+    let maxRunsPerFrame: Int
+    private var rotation: [String: Int] = [:]
+    private var emptyHint: [String: Set<Int>] = [:]
+    private var waiters: [String: [Waiter]] = [:]
+    private var serving: Set<String> = []
+    private var shardWake: [Int: Int64] = [:]
+    private var wakeTimer: LoopTimer?
+    private var housekeeping: LoopTimer?
+    private var closed = false
+
+    final class Waiter {
+        let context: CallContext
+        let workerQueue: String
+        let count: Int
+        let leaseMs: Int64
+        let waitMs: UInt32
+        var timer: LoopTimer?
+        var timedOut = false
+        var waiting = false
+
+        init(context: CallContext, workerQueue: String, count: Int, leaseMs: Int64, waitMs: UInt32) {
+            self.context = context
+            self.workerQueue = workerQueue
+            self.count = count
+            self.leaseMs = leaseMs
+            self.waitMs = waitMs
+        }
+    }
+
+    init(loop: EventLoop, store: QueueStore, clock: ServiceClock, logger: Logger, maxFrameBytes: Int, housekeepingMs: UInt64) {
+        self.loop = loop
+        self.store = store
+        self.clock = clock
+        self.logger = logger
+        shardCount = store.shards.shardCount
+        maxRunsPerFrame = max(1, (maxFrameBytes - 64) / Self.maxRunMessageBytes)
+        let housekeeping = LoopTimer(loop: loop)
+        housekeeping.start(afterMs: 0, repeatMs: housekeepingMs) { [unowned self] in housekeep() }
+        self.housekeeping = housekeeping
+        wakeTimer = LoopTimer(loop: loop)
+    }
+
+    // MARK: Dequeue
+
+    func dequeue(_ request: DequeueRequest, leaseMs: Int64, _ context: CallContext) {
+        let waiter = Waiter(context: context, workerQueue: request.workerQueue,
+                            count: min(Int(request.maxRuns), maxRunsPerFrame), leaseMs: leaseMs, waitMs: request.waitMs)
+        context.onCancel = { [unowned self] in drop(waiter) }
+        claim(for: waiter) { [unowned self] result in
+            switch result {
+            case .failure(let error):
+                context.fail(error.code, error.message)
+            case .success(let runs) where !runs.isEmpty || request.waitMs == 0:
+                context.reply(.dequeue(DequeueResponse(messages: runs)))
+            case .success:
+                wait(waiter)
+            }
+        }
+    }
+
+    private func wait(_ waiter: Waiter) {
+        guard !waiter.context.isCancelled else { return }
+        waiter.waiting = true
+        waiters[waiter.workerQueue, default: []].append(waiter)
+        waiter.timer = loop.schedule(afterMs: UInt64(waiter.waitMs)) { [unowned self] in
+            // A claim in flight for it answers with what it finds.
+            waiter.timer = nil
+            waiter.timedOut = true
+            if waiter.waiting {
+                remove(waiter)
+                waiter.context.reply(.dequeue(DequeueResponse(messages: [])))
+            }
+        }
+    }
+
+    private func remove(_ waiter: Waiter) {
+        waiter.waiting = false
+        waiter.timer?.close()
+        waiter.timer = nil
+        waiters[waiter.workerQueue]?.removeAll { $0 === waiter }
+        if waiters[waiter.workerQueue]?.isEmpty == true { waiters[waiter.workerQueue] = nil }
+    }
+
+    /// The call was cancelled or its connection closed: forget it. A claim in
+    /// flight for it releases its runs when it returns.
+    private func drop(_ waiter: Waiter) {
+        remove(waiter)
+    }
+
+    /// Serves the waiters of `workerQueue` in arrival order while claims find runs.
+    private func serve(_ workerQueue: String) {
+        guard !serving.contains(workerQueue), var list = waiters[workerQueue], !list.isEmpty else { return }
+        let waiter = list.removeFirst()
+        waiters[workerQueue] = list.isEmpty ? nil : list
+        waiter.waiting = false
+        serving.insert(workerQueue)
+        claim(for: waiter) { [unowned self] result in
+            serving.remove(workerQueue)
+            if waiter.context.isCancelled {
+                serve(workerQueue)
+                return
+            }
+            switch result {
+            case .failure(let error):
+                waiter.timer?.close()
+                waiter.context.fail(error.code, error.message)
+                serve(workerQueue)
+            case .success(let runs) where !runs.isEmpty || waiter.timedOut:
+                waiter.timer?.close()
+                waiter.context.reply(.dequeue(DequeueResponse(messages: runs)))
+                serve(workerQueue)
+            case .success:
+                // Nothing for the first in line: nothing for the others either.
+                waiter.waiting = true
+                waiters[workerQueue, default: []].insert(waiter, at: 0)
+            }
+        }
+    }
+
+    // MARK: Claims across shards
+
+    private func claim(for waiter: Waiter, _ completion: @escaping (Result<[RunMessage], QueueStoreError>) -> Void) {
+        let workerQueue = waiter.workerQueue
+        let start = rotation[workerQueue, default: 0]
+        rotation[workerQueue] = (start + 1) % shardCount
+        let hinted = emptyHint[workerQueue] ?? []
+        let order = (0..<shardCount).map { (start + $0) % shardCount }.filter { !hinted.contains($0) }
+        let leaseDeadline = clock.nowMs() + waiter.leaseMs
+        var collected: [RunMessage] = []
+        var full: [Int] = []
+
+        func finish(_ result: Result<[RunMessage], QueueStoreError>) {
+            if waiter.context.isCancelled, case .success(let runs) = result, !runs.isEmpty {
+                giveBack(runs)
+                completion(.success([]))
+                return
+            }
+            completion(result)
+        }
+
+        func step(_ pass: [Int], _ index: Int) {
+            let remaining = waiter.count - collected.count
+            if remaining == 0 { finish(.success(collected)); return }
+            if index == pass.count {
+                if full.isEmpty { finish(.success(collected)); return }
+                let next = full
+                full = []
+                step(next, 0)
+                return
+            }
+            let shard = pass[index]
+            let share = (remaining + (pass.count - index) - 1) / (pass.count - index)
+            let now = clock.nowMs()
+            store.claim(shard: shard, workerQueue: workerQueue, count: share, leaseDeadlineMs: leaseDeadline, now: now,
+                        seed: UInt64.random(in: 0...UInt64(UInt32.max))) { [unowned self] result in
+                switch result {
+                case .failure(let error):
+                    if collected.isEmpty { finish(.failure(error)) } else { finish(.success(collected)) }
+                case .success(let claim):
+                    if let wake = claim.nextWakeMs { noteWake(shard: shard, at: wake) }
+                    collected.append(contentsOf: claim.messages)
+                    if claim.messages.count < share {
+                        emptyHint[workerQueue, default: []].insert(shard)
+                    } else {
+                        full.append(shard)
+                    }
+                    step(pass, index + 1)
+                }
+            }
+        }
+        step(order, 0)
+    }
+
+    private func giveBack(_ runs: [RunMessage]) {
+        var byShard: [Int: [String]] = [:]
+        for run in runs { byShard[store.shards.shard(forEnvironment: run.environmentID), default: []].append(run.runID) }
+        for (shard, ids) in byShard {
+            store.release(shard: shard, runIDs: ids, now: clock.nowMs()) { [logger] result in
+                if case .failure(let error) = result {
+                    logger.warning("could not release undelivered runs; their leases will lapse",
+                                   metadata: ["shard": "\(shard)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    // MARK: Wake-ups
+
+    /// A local enqueue added due runs for `workerQueue`.
+    func runsAdded(workerQueue: String, environmentID: String) {
+        emptyHint[workerQueue]?.remove(store.shards.shard(forEnvironment: environmentID))
+        serve(workerQueue)
+    }
+
+    /// Slots were freed or limits changed in an environment: any worker queue
+    /// of its shard may have claimable work.
+    func slotFreed(environmentID: String) {
+        shardChanged(store.shards.shard(forEnvironment: environmentID))
+    }
+
+    /// An announcement from the wake channel (any instance's script).
+    func announcement(_ payload: [UInt8]) {
+        let parts = String(decoding: payload, as: UTF8.self).split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, let shard = store.shard(fromTag: parts[1]) else { return }
+        switch parts[0] {
+        case "w":
+            let workerQueue = String(parts[2])
+            emptyHint[workerQueue]?.remove(shard)
+            serve(workerQueue)
+        case "s":
+            if let at = Int64(parts[2]) { noteWake(shard: shard, at: at) }
+        default:
+            break
+        }
+    }
+
+    /// The wake channel reconnected: announcements may have been missed.
+    func forgetHints() {
+        emptyHint.removeAll()
+        for workerQueue in Array(waiters.keys) { serve(workerQueue) }
+    }
+
+    private func shardChanged(_ shard: Int) {
+        for key in Array(emptyHint.keys) { emptyHint[key]?.remove(shard) }
+        for workerQueue in Array(waiters.keys) { serve(workerQueue) }
+    }
+
+    private func noteWake(shard: Int, at: Int64) {
+        if let known = shardWake[shard], known <= at { return }
+        shardWake[shard] = at
+        armWakeTimer()
+    }
+
+    private func armWakeTimer() {
+        guard !closed, let next = shardWake.values.min(), let timer = wakeTimer else { return }
+        let delay = max(0, next - clock.nowMs())
+        timer.start(afterMs: UInt64(delay)) { [unowned self] in wakeDueShards() }
+    }
+
+    private func wakeDueShards() {
+        let now = clock.nowMs()
+        let due = shardWake.filter { $0.value <= now }.map(\.key)
+        for shard in due {
+            shardWake[shard] = nil
+            lapse(shard: shard)
+            shardChanged(shard)
+        }
+        armWakeTimer()
+    }
+
+    private func lapse(shard: Int) {
+        store.lapse(shard: shard, now: clock.nowMs()) { [unowned self] result in
+            switch result {
+            case .success(let wake?): noteWake(shard: shard, at: wake)
+            case .success(nil): break
+            case .failure(let error):
+                logger.debug("lapse pass failed", metadata: ["shard": "\(shard)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func housekeep() {
+        guard store.redis.isConnected else { return }
+        emptyHint.removeAll()
+        for shard in 0..<shardCount { lapse(shard: shard) }
+        for workerQueue in Array(waiters.keys) { serve(workerQueue) }
+    }
+
+    func close() {
+        closed = true
+        housekeeping?.close()
+        housekeeping = nil
+        wakeTimer?.close()
+        wakeTimer = nil
+        for (_, list) in waiters {
+            for waiter in list {
+                waiter.timer?.close()
+                waiter.context.reply(.dequeue(DequeueResponse(messages: [])))
+            }
+        }
+        waiters.removeAll()
+    }
+}

@@ -1,0 +1,133 @@
+// Stores: the server's connections to Redis and PostgreSQL and their start-up.
+//
+// Neither store has to be up when the server starts: each connects in the
+// background, logs once per state change (so an unreachable store gives one
+// clear line per retry cycle, not a crash), and keeps retrying with backoff.
+// On each PostgreSQL connect the migrations run (idempotent, serialised by an
+// advisory lock); on each Redis and PostgreSQL connect the stored shard count
+// is checked against ours (first writer wins). A mismatch is fatal: the
+// server stops with exit code 2, since claims and keys would silently map
+// environments to the wrong shards.
+import Foundation
+import Logging
+import PostgresDriver
+import RedisDriver
+import RunQueueCore
+import UVLoop
+
+final class Stores {
+    let redis: RedisConnection
+    let wake: RedisSubscriber
+    let postgres: PostgresConnection
+    private let logger: Logger
+    private let shardCount: Int
+    private let migrator: Migrator?
+    private let onFatal: (String) -> Void
+    /// Called when the wake channel (re)connects: announcements may have been missed.
+    var onWakeReconnect: (() -> Void)?
+    var onAnnouncement: (([UInt8]) -> Void)?
+    private(set) var postgresReady = false
+
+    init(loop: EventLoop, config: ServerConfig, logger: Logger, onFatal: @escaping (String) -> Void) throws {
+        let redisConfig = try RedisConfig(url: config.redisURL)
+        redis = RedisConnection(loop: loop, config: redisConfig)
+        wake = RedisSubscriber(loop: loop, config: redisConfig, channels: [QueueConfigChannel.wake])
+        postgres = try PostgresConnection(loop: loop, url: config.databaseURL)
+        self.logger = logger
+        shardCount = config.shardCount
+        self.onFatal = onFatal
+        if let directory = Bundle.module.url(forResource: "Migrations", withExtension: nil) {
+            migrator = try Migrator(directory: directory)
+        } else {
+            migrator = nil
+        }
+    }
+
+    func start() {
+        redis.onStateChange = { [unowned self] state in
+            switch state {
+            case .connected:
+                logger.info("redis connected", metadata: ["redis": "\(redis.config.host):\(redis.config.port)"])
+                checkRedisShardCount()
+            case .disconnected(let error):
+                logger.warning("redis unreachable; retrying", metadata: ["error": "\(error.message)"])
+            default:
+                break
+            }
+        }
+        wake.onStateChange = { [unowned self] state in
+            if case .connected = state { onWakeReconnect?() }
+        }
+        wake.onMessage = { [unowned self] _, payload in onAnnouncement?(payload) }
+        postgres.onStateChange = { [unowned self] state in
+            switch state {
+            case .connected:
+                logger.info("postgres connected")
+                migrate()
+            case .disconnected(let error):
+                postgresReady = false
+                logger.warning("postgres unreachable; retrying", metadata: ["error": "\(error.message)"])
+            default:
+                break
+            }
+        }
+        redis.connect()
+        wake.connect()
+        postgres.connect()
+    }
+
+    private func checkRedisShardCount() {
+        let key = "{rq0}:meta:shard-count"
+        redis.send("SET", key, String(shardCount), "NX") { [unowned self] _ in
+            redis.send("GET", key) { [unowned self] result in
+                guard case .success(let value) = result, let stored = value.string else { return }
+                if stored != String(shardCount) {
+                    onFatal("Redis holds queues for \(stored) shards but RUN_ENGINE_RUN_QUEUE_SHARD_COUNT is \(shardCount); refusing to start")
+                }
+            }
+        }
+    }
+
+    private func migrate() {
+        guard let migrator else { return }
+        migrator.run(on: postgres) { [unowned self] result in
+            switch result {
+            case .success(let report):
+                logger.info("migrations applied", metadata: ["applied": "\(report.applied.count)"])
+                checkPostgresShardCount()
+            case .failure(let error):
+                logger.error("migrations failed; retrying on the next connect", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func checkPostgresShardCount() {
+        let sql = """
+            WITH ins AS (INSERT INTO runqueue_meta (key, value) VALUES ('shard_count', $1)
+                         ON CONFLICT (key) DO NOTHING RETURNING value)
+            SELECT value FROM ins UNION ALL SELECT value FROM runqueue_meta WHERE key = 'shard_count' LIMIT 1
+            """
+        postgres.query(sql, [.text(String(shardCount))]) { [unowned self] result in
+            switch result {
+            case .success(let rows):
+                if let stored = rows.rows.first?.first ?? nil, stored != String(shardCount) {
+                    onFatal("PostgreSQL records \(stored) shards but RUN_ENGINE_RUN_QUEUE_SHARD_COUNT is \(shardCount); refusing to start")
+                } else {
+                    postgresReady = true
+                }
+            case .failure(let error):
+                logger.error("cannot read the stored shard count", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    func close() {
+        redis.close()
+        wake.close()
+        postgres.close()
+    }
+}
+
+enum QueueConfigChannel {
+    static let wake = "runqueue:wake"
+}

@@ -1,0 +1,346 @@
+// QueueStore: the queue's Redis state machine, one Lua script per change.
+//
+// Every method maps to one script on one shard (see Lua/lib.lua for the key
+// layout); a batch enqueue is one script call per shard it touches. Results
+// are decoded here into domain values; Redis failures become UNAVAILABLE
+// (INTERNAL for a script error, which is a bug). Loop thread only: the
+// callbacks run on the loop of the Redis connection.
+import Foundation
+import RedisDriver
+import RunQueueCore
+import RunQueueEncoding
+
+public final class QueueStore: @unchecked Sendable {
+    public let redis: RedisConnection
+    public let shards: ShardMap
+    public let config: QueueConfig
+    let scripts = QueueScripts.shared
+
+    public init(redis: RedisConnection, shards: ShardMap, config: QueueConfig) {
+        self.redis = redis
+        self.shards = shards
+        self.config = config
+    }
+
+    /// The hash tag of a shard's keys: `{rqN}`, or `{<prefix>:rqN}` with a key prefix.
+    public func tag(shard: Int) -> String {
+        let plain = shards.hashTag(shard: shard)
+        return config.keyPrefix.isEmpty ? plain : "{" + config.keyPrefix + ":" + plain.dropFirst()
+    }
+
+    func tag(forEnvironment id: String) -> String { tag(shard: shards.shard(forEnvironment: id)) }
+
+    /// The shard of a tag this store made, or nil.
+    public func shard(fromTag tag: some StringProtocol) -> Int? {
+        guard tag.hasSuffix("}"), let rq = tag.range(of: "rq", options: .backwards) else { return nil }
+        guard let shard = Int(tag[rq.upperBound...].dropLast()), shard >= 0, shard < shards.shardCount,
+              self.tag(shard: shard) == tag else { return nil }
+        return shard
+    }
+
+    // MARK: enqueue
+
+    /// A validated run ready to be stored: timestamp resolved (0 became the
+    /// enqueue time) and the TTL deadline computed.
+    public struct EnqueueItem: Sendable {
+        public var run: RunDescriptor
+        public var expiresAtMs: Int64?
+
+        public init(run: RunDescriptor, expiresAtMs: Int64?) {
+            self.run = run
+            self.expiresAtMs = expiresAtMs
+        }
+    }
+
+    /// Adds runs, grouped into one script call per shard. The completion gets
+    /// one result per item, in order: true = added, false = already present.
+    public func enqueue(_ items: [EnqueueItem], now: Int64,
+                        _ completion: @escaping ([Result<Bool, QueueStoreError>]) -> Void) {
+        var byShard: [Int: [Int]] = [:]
+        for (index, item) in items.enumerated() {
+            byShard[shards.shard(forEnvironment: item.run.environmentID), default: []].append(index)
+        }
+        var results = [Result<Bool, QueueStoreError>](repeating: .failure(QueueStoreError(.internal, "not answered")), count: items.count)
+        var pending = byShard.count
+        if pending == 0 { completion([]); return }
+        for (shard, indexes) in byShard {
+            let tag = self.tag(shard: shard)
+            var args: [[UInt8]] = [Array(tag.utf8), Array(String(now).utf8)]
+            args.reserveCapacity(2 + indexes.count * 8)
+            for index in indexes { appendEnqueueArgs(items[index], to: &args) }
+            redis.evalScript(scripts.enqueue, keys: [Array((tag + ":due").utf8), Array((tag + ":inflight").utf8)], args: args) { result in
+                switch result {
+                case .success(.array(let flags)) where flags.count == indexes.count:
+                    for (flag, index) in zip(flags, indexes) { results[index] = .success(flag.int == 1) }
+                case .success(let other):
+                    for index in indexes { results[index] = .failure(QueueStoreError(.internal, "enqueue script answered \(other)")) }
+                case .failure(let error):
+                    for index in indexes { results[index] = .failure(Self.map(error, doing: "enqueue")) }
+                }
+                pending -= 1
+                if pending == 0 { completion(results) }
+            }
+        }
+    }
+
+    private func appendEnqueueArgs(_ item: EnqueueItem, to args: inout [[UInt8]]) {
+        let run = item.run
+        let laneID = V4Layout.laneID(environmentID: run.environmentID, queue: run.queue,
+                                     workerQueue: run.workerQueue, concurrencyKey: run.concurrencyKey)
+        let record = V4Layout.LaneRecord(orgID: run.orgID, projectID: run.projectID,
+                                         environmentType: run.environmentType, taskIdentifier: run.taskIdentifier)
+        let side: String
+        let message: [UInt8]
+        switch config.messageFormat {
+        case .v4:
+            side = V4Layout.SideValue(priorityMs: run.priorityMs).encoded
+            message = []
+        case .v2, .v3:
+            side = run.priorityMs != 0 ? V4Layout.SideValue(priorityMs: run.priorityMs).encoded : ""
+            message = StoredMessageCodec.encode(run, expiresAtMs: item.expiresAtMs, format: config.messageFormat)
+        }
+        args.append(Array(run.runID.utf8))
+        args.append(Array(laneID.utf8))
+        args.append(Array(record.encoded.utf8))
+        args.append(Array(String(run.timestampMs - run.priorityMs).utf8))
+        args.append(Array(String(run.timestampMs).utf8))
+        args.append(Array(side.utf8))
+        args.append(message)
+        args.append(item.expiresAtMs.map { Array(String($0).utf8) } ?? [])
+    }
+
+    // MARK: claim
+
+    public struct ClaimResult: Sendable {
+        public var messages: [RunMessage]
+        /// When this shard next has something coming due (a delayed run, a
+        /// lease deadline), in service-clock ms; nil if nothing is pending.
+        public var nextWakeMs: Int64?
+    }
+
+    public func claim(shard: Int, workerQueue: String, count: Int, leaseDeadlineMs: Int64, now: Int64, seed: UInt64,
+                      _ completion: @escaping (Result<ClaimResult, QueueStoreError>) -> Void) {
+        let tag = self.tag(shard: shard)
+        let keys = [tag + ":wq:" + workerQueue, tag + ":due", tag + ":leases", tag + ":inflight"].map { Array($0.utf8) }
+        let args: [String] = [
+            tag, workerQueue, String(now), String(count), String(leaseDeadlineMs),
+            String(config.defaultEnvironmentLimit), String(config.defaultBurstFactor), String(seed % 1_000_000_007),
+            String(config.fairEnvironmentWindow), String(config.backoff.maxAttempts), String(config.housekeepingBudget),
+        ]
+        redis.evalScript(scripts.claim, keys: keys, args: args.map { Array($0.utf8) }) { result in
+            switch result {
+            case .failure(let error):
+                completion(.failure(Self.map(error, doing: "dequeue")))
+            case .success(let value):
+                do {
+                    completion(.success(try ClaimDecoder.decode(value, leaseDeadlineMs: leaseDeadlineMs)))
+                } catch {
+                    completion(.failure(QueueStoreError(.internal, "claim script answered in an unexpected shape: \(error)")))
+                }
+            }
+        }
+    }
+
+    /// Puts claimed runs that were never delivered back (no extra attempt).
+    public func release(shard: Int, runIDs: [String], now: Int64, _ completion: @escaping (Result<Int, QueueStoreError>) -> Void) {
+        let tag = self.tag(shard: shard)
+        let args = [tag, String(now), String(config.backoff.maxAttempts)] + runIDs
+        redis.evalScript(scripts.release, keys: [tag + ":inflight", tag + ":leases"], args: args) { result in
+            completion(result.map { Int($0.int ?? 0) }.mapError { Self.map($0, doing: "release") })
+        }
+    }
+
+    /// Applies due lease lapses on one shard; returns the shard's next wake time.
+    public func lapse(shard: Int, now: Int64, _ completion: @escaping (Result<Int64?, QueueStoreError>) -> Void) {
+        let tag = self.tag(shard: shard)
+        let args = [tag, String(now), String(config.backoff.maxAttempts), String(config.housekeepingBudget)]
+        redis.evalScript(scripts.lapse, keys: [tag + ":leases"], args: args) { result in
+            switch result {
+            case .success(.array(let parts)) where parts.count == 2:
+                let wake = parts[1].int ?? -1
+                completion(.success(wake >= 0 ? wake : nil))
+            case .success(let other):
+                completion(.failure(QueueStoreError(.internal, "lapse script answered \(other)")))
+            case .failure(let error):
+                completion(.failure(Self.map(error, doing: "lapse")))
+            }
+        }
+    }
+
+    // MARK: ack / nack / heartbeat
+
+    public enum FencedOutcome<Value: Sendable>: Sendable {
+        case done(Value)
+        case notInFlight
+        case fenceMismatch(currentAttempt: UInt32)
+    }
+
+    private func fenced(_ script: RedisScript, runID: String, environmentID: String, fence: UInt32?, now: Int64,
+                        extra: [String], doing: String,
+                        _ completion: @escaping (Result<FencedOutcome<[RedisValue]>, QueueStoreError>) -> Void) {
+        let tag = tag(forEnvironment: environmentID)
+        let args = [tag, runID, environmentID, fence.map(String.init) ?? "", String(now), String(config.backoff.maxAttempts)] + extra
+        redis.evalScript(script, keys: [tag + ":inflight", tag + ":leases"], args: args) { result in
+            switch result {
+            case .success(.array(let parts)) where !parts.isEmpty:
+                switch parts[0].int {
+                case 1: completion(.success(.done(Array(parts.dropFirst()))))
+                case 0: completion(.success(.notInFlight))
+                case -1: completion(.success(.fenceMismatch(currentAttempt: UInt32(parts.count > 1 ? parts[1].int ?? 0 : 0))))
+                default: completion(.failure(QueueStoreError(.internal, "\(doing) script answered \(parts)")))
+                }
+            case .success(let other):
+                completion(.failure(QueueStoreError(.internal, "\(doing) script answered \(other)")))
+            case .failure(let error):
+                completion(.failure(Self.map(error, doing: doing)))
+            }
+        }
+    }
+
+    public func ack(runID: String, environmentID: String, fence: UInt32?, now: Int64,
+                    _ completion: @escaping (Result<FencedOutcome<Void>, QueueStoreError>) -> Void) {
+        fenced(scripts.ack, runID: runID, environmentID: environmentID, fence: fence, now: now, extra: [], doing: "ack") { result in
+            completion(result.map { outcome in
+                switch outcome {
+                case .done: .done(())
+                case .notInFlight: .notInFlight
+                case .fenceMismatch(let attempt): .fenceMismatch(currentAttempt: attempt)
+                }
+            })
+        }
+    }
+
+    public struct NackResult: Sendable, Equatable {
+        public var attempt: UInt32
+        public var deadLettered: Bool
+
+        public init(attempt: UInt32, deadLettered: Bool) {
+            self.attempt = attempt
+            self.deadLettered = deadLettered
+        }
+    }
+
+    public func nack(runID: String, environmentID: String, fence: UInt32?, retryAtMs: Int64, keepAttempt: Bool,
+                     now: Int64, random: Double,
+                     _ completion: @escaping (Result<FencedOutcome<NackResult>, QueueStoreError>) -> Void) {
+        let b = config.backoff
+        let extra = [String(retryAtMs), keepAttempt ? "1" : "0", String(b.factor), String(b.minMs), String(b.maxMs),
+                     String(1 + min(max(random, 0), 0.999_999))]
+        fenced(scripts.nack, runID: runID, environmentID: environmentID, fence: fence, now: now, extra: extra, doing: "nack") { result in
+            completion(result.map { outcome in
+                switch outcome {
+                case .done(let parts):
+                    .done(NackResult(attempt: UInt32(parts.first?.int ?? 0), deadLettered: parts.count > 1 && parts[1].int == 1))
+                case .notInFlight: .notInFlight
+                case .fenceMismatch(let attempt): .fenceMismatch(currentAttempt: attempt)
+                }
+            })
+        }
+    }
+
+    public func heartbeat(runID: String, environmentID: String, fence: UInt32?, leaseDeadlineMs: Int64, now: Int64,
+                          _ completion: @escaping (Result<FencedOutcome<Int64>, QueueStoreError>) -> Void) {
+        fenced(scripts.heartbeat, runID: runID, environmentID: environmentID, fence: fence, now: now,
+               extra: [String(leaseDeadlineMs)], doing: "heartbeat") { result in
+            completion(result.map { outcome in
+                switch outcome {
+                case .done(let parts): .done(parts.first?.int ?? leaseDeadlineMs)
+                case .notInFlight: .notInFlight
+                case .fenceMismatch(let attempt): .fenceMismatch(currentAttempt: attempt)
+                }
+            })
+        }
+    }
+
+    // MARK: redrive / limits / stats / read
+
+    /// true: requeued; false: not dead-lettered.
+    public func redrive(runID: String, environmentID: String, now: Int64, _ completion: @escaping (Result<Bool, QueueStoreError>) -> Void) {
+        let tag = tag(forEnvironment: environmentID)
+        redis.evalScript(scripts.redrive, keys: [tag + ":dead"], args: [tag, runID, environmentID, String(now)]) { result in
+            completion(result.map { $0.array?.first?.int == 1 }.mapError { Self.map($0, doing: "redrive") })
+        }
+    }
+
+    public enum LimitChange: Sendable, Equatable {
+        case set(limit: UInt32, burstFactor: Double)
+        case clear
+    }
+
+    public func setLimit(environmentID: String, queue: String, change: LimitChange, _ completion: @escaping (Result<Void, QueueStoreError>) -> Void) {
+        let tag = tag(forEnvironment: environmentID)
+        let args: [String]
+        switch change {
+        case .set(let limit, let burst): args = [tag, environmentID, queue, "set", String(limit), String(burst)]
+        case .clear: args = [tag, environmentID, queue, "clear", "0", "0"]
+        }
+        redis.evalScript(scripts.limits, keys: [tag + ":due"], args: args) { result in
+            completion(result.map { _ in () }.mapError { Self.map($0, doing: "set the limit") })
+        }
+    }
+
+    public func stats(environmentID: String, queue: String, concurrencyKey: String, now: Int64,
+                      _ completion: @escaping (Result<QueueStatsResponse, QueueStoreError>) -> Void) {
+        let tag = tag(forEnvironment: environmentID)
+        let args = [tag, environmentID, queue, concurrencyKey, String(now), String(config.defaultEnvironmentLimit),
+                    String(config.defaultBurstFactor), String(config.backoff.maxAttempts)]
+        redis.evalScript(scripts.stats, keys: [tag + ":leases"], args: args) { result in
+            switch result {
+            case .success(.array(let p)) where p.count == 5:
+                let oldest = p[3].int ?? -1
+                completion(.success(QueueStatsResponse(
+                    length: UInt64(max(0, p[0].int ?? 0)), due: UInt64(max(0, p[1].int ?? 0)),
+                    inFlight: UInt64(max(0, p[2].int ?? 0)),
+                    oldestAgeMs: oldest >= 0 ? max(0, now - oldest) : 0,
+                    concurrencyLimit: UInt32(clamping: p[4].int ?? 0))))
+            case .success(let other):
+                completion(.failure(QueueStoreError(.internal, "stats script answered \(other)")))
+            case .failure(let error):
+                completion(.failure(Self.map(error, doing: "read stats")))
+            }
+        }
+    }
+
+    public enum RunState: String, Sendable {
+        case inFlight = "F", due = "R", delayed = "D", deadLettered = "X"
+    }
+
+    public struct FoundRun: Sendable {
+        public var state: RunState
+        public var message: RunMessage
+        public var source: MessageSource
+        public var expiresAtMs: Int64?
+    }
+
+    public func read(runID: String, environmentID: String, now: Int64, _ completion: @escaping (Result<FoundRun?, QueueStoreError>) -> Void) {
+        let tag = tag(forEnvironment: environmentID)
+        let args = [tag, runID, environmentID, String(now), String(config.backoff.maxAttempts)]
+        redis.evalScript(scripts.read, keys: [tag + ":inflight"], args: args) { result in
+            switch result {
+            case .success(.array(let p)) where p.isEmpty:
+                completion(.success(nil))
+            case .success(.array(let p)) where p.count == 9:
+                do {
+                    completion(.success(try ClaimDecoder.decodeRead(runID: runID, parts: p)))
+                } catch {
+                    completion(.failure(QueueStoreError(.internal, "stored run \(runID) is unreadable: \(error)")))
+                }
+            case .success(let other):
+                completion(.failure(QueueStoreError(.internal, "read script answered \(other)")))
+            case .failure(let error):
+                completion(.failure(Self.map(error, doing: "read the run")))
+            }
+        }
+    }
+
+    static func map(_ error: RedisError, doing: String) -> QueueStoreError {
+        switch error.code {
+        case .replyError, .protocolError:
+            QueueStoreError(.internal, "Redis refused to \(doing): \(error.message)")
+        case .notConnected, .connectFailed, .disconnected, .closed, .invalidConfig:
+            QueueStoreError(.unavailable, "Redis is unavailable, could not \(doing): \(error.message)")
+        case .timeout:
+            QueueStoreError(.unavailable, "Redis did not answer in time, the \(doing) may or may not have happened; retry")
+        }
+    }
+}
