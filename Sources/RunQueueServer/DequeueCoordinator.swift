@@ -43,6 +43,7 @@ final class DequeueCoordinator {
     private var wakeTimer: LoopTimer?
     private var housekeeping: LoopTimer?
     private var closed = false
+    private var draining = false
 
     final class Waiter {
         let context: CallContext
@@ -96,6 +97,10 @@ final class DequeueCoordinator {
 
     private func wait(_ waiter: Waiter) {
         guard !waiter.context.isCancelled else { return }
+        if draining {
+            waiter.context.reply(.dequeue(DequeueResponse(messages: [])))
+            return
+        }
         waiter.waiting = true
         waiters[waiter.workerQueue, default: []].append(waiter)
         waiter.timer = loop.schedule(afterMs: UInt64(waiter.waitMs)) { [unowned self] in
@@ -302,18 +307,26 @@ final class DequeueCoordinator {
         for workerQueue in Array(waiters.keys) { serve(workerQueue) }
     }
 
+    /// The server is shutting down: waiting long polls answer now with
+    /// nothing, and new ones do not wait.
+    func drain() {
+        draining = true
+        let all = waiters.values.flatMap { $0 }
+        waiters.removeAll()
+        for waiter in all {
+            waiter.waiting = false
+            waiter.timer?.close()
+            waiter.timer = nil
+            waiter.context.reply(.dequeue(DequeueResponse(messages: [])))
+        }
+    }
+
     func close() {
+        drain()
         closed = true
         housekeeping?.close()
         housekeeping = nil
         wakeTimer?.close()
         wakeTimer = nil
-        for (_, list) in waiters {
-            for waiter in list {
-                waiter.timer?.close()
-                waiter.context.reply(.dequeue(DequeueResponse(messages: [])))
-            }
-        }
-        waiters.removeAll()
     }
 }

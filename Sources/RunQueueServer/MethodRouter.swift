@@ -51,6 +51,11 @@ final class MethodRouter {
         body(engine)
     }
 
+    /// Shutdown began: waiting calls answer now (long polls with nothing).
+    func drain() {
+        engine?.dequeue.drain()
+    }
+
     /// Releases what the handlers hold (timers, waiting calls).
     func close() {
         engine?.dequeue.close()

@@ -46,8 +46,9 @@ final class ServerConnection {
             if let error, !error.isConnectionLost {
                 self.logger.debug("connection read failed", metadata: ["error": "\(error)"])
             }
-            // The peer finished sending: answer what is in progress, then close.
-            beginDrain()
+            // The peer finished sending: calls that are only waiting (long
+            // polls) end now and take nothing; the others are answered; then close.
+            beginDrain(cancellingWaits: true)
         }
         tcp.onDrained = { [unowned self] in updateReading() }
         tcp.onClose = { [unowned self] in didClose() }
@@ -144,11 +145,15 @@ final class ServerConnection {
     }
 
     /// Stops reading, answers the calls in progress, then closes (graceful
-    /// shutdown, or the peer half-closed).
-    func beginDrain() {
+    /// shutdown, or the peer closed its side). With `cancellingWaits`, calls
+    /// that can be cancelled (long polls) are cancelled first.
+    func beginDrain(cancellingWaits: Bool = false) {
         guard !closing else { return }
         draining = true
         tcp.stopReading()
+        if cancellingWaits {
+            for context in Array(calls.values) where context.onCancel != nil { context.cancel() }
+        }
         if calls.isEmpty { closeAfterFlush() }
     }
 

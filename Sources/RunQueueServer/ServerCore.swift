@@ -121,6 +121,7 @@ final class ServerCore {
         stopping = true
         listener?.close()
         listener = nil
+        router.drain()
         for connection in connections.values { connection.beginDrain() }
         if connections.isEmpty {
             finishShutdown()
