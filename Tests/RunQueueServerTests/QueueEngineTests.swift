@@ -276,4 +276,24 @@ import UVLoop
         #expect(ContinuousClock.now - start < .seconds(5))
         await client.close()
     }
+
+    @Test func aLongPollWakesOnAnotherInstancesEnqueue() async throws {
+        let (first, client) = try await Self.started()
+        let (second, producer) = try await Self.started()
+        let n = Names()
+        // Let both servers' wake subscriptions come up.
+        try await Task.sleep(for: .milliseconds(200))
+        let start = ContinuousClock.now
+        async let polled = dequeue(client, n("wq"), wait: 10_000)
+        try await Task.sleep(for: .milliseconds(200))
+        _ = try await enqueue(producer, n.run("a"))
+        let got = try await polled
+        #expect(got.map(\.runID) == [n("a")])
+        // Woken by the announcement, not by the 1 s housekeeping pass.
+        #expect(ContinuousClock.now - start < .milliseconds(900))
+        await producer.close()
+        await client.close()
+        #expect(await second.server.stop() == 0)
+        #expect(await first.server.stop() == 0)
+    }
 }
