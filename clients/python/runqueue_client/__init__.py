@@ -1,4 +1,6 @@
 """Python client for runqueued: length-prefixed runqueue.v1 protobuf frames over TCP."""
-from .client import Client, RunQueueError, StatusCode, pb
+from .client import (Client, EnvironmentType, ExpirySubscription, MessageSource, RunQueueError, RunStatus,
+                     StatusCode, parse_address, pb)
 
-__all__ = ["Client", "RunQueueError", "StatusCode", "pb"]
+__all__ = ["Client", "ExpirySubscription", "RunQueueError", "StatusCode", "EnvironmentType", "RunStatus",
+           "MessageSource", "parse_address", "pb"]
