@@ -2,10 +2,13 @@
 //
 // Any number of calls may be in flight; each gets a fresh call id and its
 // answer is matched by id, in whatever order the server answers. Loop work
-// (socket, framing, the pending-call table) happens on an EventLoop thread;
-// the async API can be used from any task.
+// (socket, framing, the pending-call table) happens on an EventLoop thread
+// (ClientCore); the async API can be used from any task. A connection does
+// not reconnect: once `isConnected` is false it stays so. `RunQueueClient`
+// pools connections and replaces dropped ones.
 import RunQueueCore
 import RunQueueEncoding
+import Synchronization
 import UVLoop
 
 public final class RunQueueConnection: Sendable {
@@ -16,10 +19,15 @@ public final class RunQueueConnection: Sendable {
 
     private let loop: EventLoop
     private let core: ClientCore
+    private let status: ConnectionStatus
+    /// Where this connection goes.
+    public let address: SocketAddress
 
-    private init(loop: EventLoop, core: ClientCore) {
+    private init(loop: EventLoop, core: ClientCore, status: ConnectionStatus, address: SocketAddress) {
         self.loop = loop
         self.core = core
+        self.status = status
+        self.address = address
     }
 
     deinit {
@@ -27,23 +35,37 @@ public final class RunQueueConnection: Sendable {
         loop.execute { core.close {} }
     }
 
-    /// Connects to runqueued at `address` (numeric host).
+    /// Connects to runqueued at `address` (numeric host). `connectTimeoutMs`
+    /// > 0 bounds the TCP connect (`DEADLINE_EXCEEDED` after it).
     public static func connect(to address: SocketAddress, maxFrameBytes: Int = 64 << 20,
-                               loop: EventLoop? = nil) async throws(RunQueueError) -> RunQueueConnection {
+                               loop: EventLoop? = nil, connectTimeoutMs: UInt64 = 0) async throws(RunQueueError) -> RunQueueConnection {
         let loop = loop ?? sharedLoop
+        let status = ConnectionStatus()
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<ClientCore, RunQueueError>, Never>) in
             loop.execute {
+                let outcome = ConnectOutcome(continuation)
+                var timer: LoopTimer?
+                if connectTimeoutMs > 0 {
+                    timer = loop.schedule(afterMs: connectTimeoutMs) {
+                        outcome.resume(.failure(RunQueueError(.deadlineExceeded, "cannot connect to \(address) within \(connectTimeoutMs) ms")))
+                    }
+                }
                 TCPConnection.connect(loop: loop, to: address) { result in
+                    timer?.close()
                     switch result {
                     case .success(let tcp):
-                        continuation.resume(returning: .success(ClientCore(tcp: tcp, maxFrameBytes: maxFrameBytes)))
+                        guard !outcome.resumed else {
+                            tcp.close()  // connected after the caller gave up
+                            return
+                        }
+                        outcome.resume(.success(ClientCore(tcp: tcp, maxFrameBytes: maxFrameBytes, status: status)))
                     case .failure(let error):
-                        continuation.resume(returning: .failure(RunQueueError(.unavailable, "cannot connect to \(address): \(error)")))
+                        outcome.resume(.failure(RunQueueError(.unavailable, "cannot connect to \(address): \(error)")))
                     }
                 }
             }
         }
-        return RunQueueConnection(loop: loop, core: try result.get())
+        return RunQueueConnection(loop: loop, core: try result.get(), status: status, address: address)
     }
 
     /// Connects to `host:port`.
@@ -54,12 +76,27 @@ public final class RunQueueConnection: Sendable {
         return try await connect(to: address, loop: loop)
     }
 
+    /// False once the connection failed or was closed; it never comes back.
+    public var isConnected: Bool { status.failure == nil }
+
+    /// Why the connection is gone (nil while connected).
+    public var failure: RunQueueError? { status.failure }
+
     /// Sends one unary call and returns its result; a non-OK status throws.
-    /// `timeoutMs` bounds the wait (the call is abandoned client-side, not cancelled).
+    /// `timeoutMs` > 0 bounds the wait: the call is then cancelled on the
+    /// server and throws `DEADLINE_EXCEEDED`. Cancelling the calling task
+    /// sends `Cancel` too; the call then ends with the server's answer
+    /// (`CANCELLED`, or the result if it was already on its way).
     public func call(_ call: Call, timeoutMs: UInt64 = 0) async throws(RunQueueError) -> ResponseResult? {
         let core = self.core
-        let response = await withCheckedContinuation { (continuation: CheckedContinuation<Response, Never>) in
-            loop.execute { core.send(call, timeoutMs: timeoutMs) { continuation.resume(returning: $0) } }
+        let loop = self.loop
+        let token = CallToken()
+        let response = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Response, Never>) in
+                loop.execute { core.start(call, timeoutMs: timeoutMs, token: token) { continuation.resume(returning: $0) } }
+            }
+        } onCancel: {
+            loop.execute { core.cancel(token) }
         }
         guard response.status.code == .ok else { throw RunQueueError(response.status.code, response.status.message) }
         return response.result
@@ -79,110 +116,77 @@ public final class RunQueueConnection: Sendable {
         return pong.payload
     }
 
+    /// Asks the server to cancel call `callID` of this connection; false when
+    /// no such call was in progress.
+    public func cancel(callID: UInt64) async throws(RunQueueError) -> Bool {
+        guard case .cancel(let answer)? = try await call(.cancel(CancelRequest(targetCallID: callID))) else {
+            throw RunQueueError(.internal, "Cancel answered with another method's result")
+        }
+        return answer.cancelled
+    }
+
+    /// Opens a streaming call. `onResponse` runs on the loop thread for every
+    /// response with the call's id, the last one ending the stream
+    /// (`end_of_stream`, a non-OK status, the connection failing, or
+    /// `cancelStream(token)`). `timeoutMs` > 0 bounds the wait for the first response.
+    func openStream(_ call: Call, token: CallToken, timeoutMs: UInt64 = 0,
+                    _ onResponse: @escaping @Sendable (Response) -> Void) {
+        let core = self.core
+        loop.execute { core.start(call, streaming: true, timeoutMs: timeoutMs, token: token, onResponse) }
+    }
+
+    /// Withdraws the stream behind `token` and sends `Cancel` for it.
+    func cancelStream(_ token: CallToken) {
+        let core = self.core
+        loop.execute { core.cancel(token) }
+    }
+
+    /// Pauses or resumes reading the socket (flow control for a stream's consumer).
+    func setReadingPaused(_ paused: Bool) {
+        let core = self.core
+        loop.execute { core.setReadingPaused(paused) }
+    }
+
     /// Closes the connection; calls in flight fail with UNAVAILABLE.
     public func close() async {
+        await close(flushing: false)
+    }
+
+    /// Closes the connection, sending what is queued first when `flushing`
+    /// (a `Cancel` just written still reaches the server).
+    func close(flushing: Bool) async {
         let core = self.core
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            loop.execute { core.close { continuation.resume() } }
+            loop.execute { core.close(flushing: flushing) { continuation.resume() } }
         }
     }
 }
 
-/// The loop-confined half of a connection.
-final class ClientCore: @unchecked Sendable {
-    private let tcp: TCPConnection
-    private var decoder: FrameDecoder
-    private var pending: [UInt64: (Response) -> Void] = [:]
-    private var timers: [UInt64: LoopTimer] = [:]
-    private var nextCallID: UInt64 = 1
-    private var failure: RunQueueError?
-    /// The last call-id-0 error the server sent; it explains a close that follows.
-    private var connectionError: RunQueueError?
-    private var closeWaiters: [() -> Void] = []
+/// Whether a connection is still usable, readable from any thread.
+final class ConnectionStatus: Sendable {
+    private let state = Mutex<RunQueueError?>(nil)
 
-    init(tcp: TCPConnection, maxFrameBytes: Int) {
-        self.tcp = tcp
-        decoder = FrameDecoder(maxFrameBytes: maxFrameBytes)
-        // The socket's callbacks hold this core until the socket has closed
-        // (TCPConnection drops them in its close callback), so a connection
-        // object released without close() still fails its calls cleanly.
-        tcp.onRead = { [self] bytes in didRead(bytes) }
-        tcp.onReadEnd = { [self] error in
-            fail(RunQueueError(.unavailable, error.map { "connection lost: \($0)" } ?? "the server closed the connection"))
-        }
-        tcp.onClose = { [self] in
-            fail(RunQueueError(.unavailable, "connection closed"))
-            let waiters = closeWaiters
-            closeWaiters.removeAll()
-            for waiter in waiters { waiter() }
-        }
-        tcp.startReading()
+    var failure: RunQueueError? { state.withLock { $0 } }
+
+    /// Records the first reason the connection stopped working.
+    func markFailed(_ error: RunQueueError) {
+        state.withLock { if $0 == nil { $0 = error } }
+    }
+}
+
+/// Resumes a connect continuation once: with the connection or the timeout,
+/// whichever comes first. Loop thread only.
+private final class ConnectOutcome: @unchecked Sendable {
+    private var continuation: CheckedContinuation<Result<ClientCore, RunQueueError>, Never>?
+
+    init(_ continuation: CheckedContinuation<Result<ClientCore, RunQueueError>, Never>) {
+        self.continuation = continuation
     }
 
-    func send(_ call: Call, timeoutMs: UInt64, _ completion: @escaping (Response) -> Void) {
-        if let failure {
-            completion(Response.error(callID: 0, failure.code, failure.message))
-            return
-        }
-        let callID = nextCallID
-        nextCallID += 1
-        pending[callID] = completion
-        if timeoutMs > 0 {
-            timers[callID] = tcp.loop.schedule(afterMs: timeoutMs) { [unowned self] in
-                timers[callID] = nil
-                pending.removeValue(forKey: callID)?(
-                    Response.error(callID: callID, .deadlineExceeded, "no answer within \(timeoutMs) ms"))
-            }
-        }
-        tcp.write(FrameEncoder.frame(WireCodec.encodeRequest(Request(callID: callID, call: call))))
-    }
+    var resumed: Bool { continuation == nil }
 
-    private func didRead(_ bytes: UnsafeRawBufferPointer) {
-        do {
-            try decoder.feed(bytes) { body in
-                guard let response = try? WireCodec.decodeResponse(body) else {
-                    fail(RunQueueError(.internal, "the server sent a frame that is not a runqueue.v1.Response"))
-                    tcp.close()
-                    return
-                }
-                deliver(response)
-            }
-        } catch {
-            fail(RunQueueError(.resourceExhausted, "the server sent an invalid frame: \(error)"))
-            tcp.close()
-        }
-    }
-
-    private func deliver(_ response: Response) {
-        if response.callID == 0 {
-            // A connection-level error (e.g. the server refused a frame): it
-            // concerns no single call; if the server closes next, every
-            // pending call fails with this status.
-            connectionError = RunQueueError(response.status.code, response.status.message)
-            return
-        }
-        timers.removeValue(forKey: response.callID)?.close()
-        pending.removeValue(forKey: response.callID)?(response)
-    }
-
-    private func fail(_ error: RunQueueError) {
-        let reason = failure ?? connectionError ?? error
-        failure = reason
-        let calls = pending
-        pending.removeAll()
-        for timer in timers.values { timer.close() }
-        timers.removeAll()
-        for (callID, completion) in calls {
-            completion(Response.error(callID: callID, reason.code, reason.message))
-        }
-    }
-
-    func close(_ done: @escaping () -> Void) {
-        if tcp.isClosing {
-            done()
-            return
-        }
-        closeWaiters.append(done)
-        tcp.close()
+    func resume(_ result: Result<ClientCore, RunQueueError>) {
+        continuation?.resume(returning: result)
+        continuation = nil
     }
 }
