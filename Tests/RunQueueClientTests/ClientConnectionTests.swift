@@ -1,0 +1,154 @@
+import Foundation
+import RunQueueClient
+import RunQueueCore
+import Testing
+import TestSupport
+
+/// Reconnects, deadlines and cancellation.
+@Suite struct ClientConnectionTests {
+    @Test func theNextCallWorksAfterTheServerRestarts() async throws {
+        let first = try await TestServer.start()
+        let client = first.client()
+        let n = Names()
+        _ = try await client.enqueue(n.run("a"))
+        #expect(await first.server.stop() == 0)
+
+        let second = try await TestServer.start(port: first.port)
+        // Every pooled connection was dropped; the next calls reconnect.
+        #expect(try await client.ping([7]) == [7])
+        let messages = try await client.dequeue(workerQueue: n("wq"))
+        #expect(messages.map(\.runID) == [n("a")])
+        #expect(try await client.ack(try #require(messages.first)))
+        await client.close()
+        #expect(await second.server.stop() == 0)
+    }
+
+    @Test func aCallWaitsForTheServerToComeBack() async throws {
+        let first = try await TestServer.start()
+        let client = first.client(connections: 1) { $0.reconnectWait = .seconds(10) }
+        _ = try await client.ping()
+        #expect(await first.server.stop() == 0)
+        // Let the client read the server's close (a call written before that
+        // would fail with UNAVAILABLE, as any call in flight on a dropped connection).
+        try await Task.sleep(for: .milliseconds(100))
+        let restart = Task { () throws -> TestServer in
+            try await Task.sleep(for: .milliseconds(300))
+            return try await TestServer.start(port: first.port)
+        }
+        let start = ContinuousClock.now
+        #expect(try await client.ping([1]) == [1])
+        #expect(ContinuousClock.now - start >= .milliseconds(250))
+        await client.close()
+        let restarted = try await restart.value
+        #expect(await restarted.server.stop() == 0)
+    }
+
+    @Test func aDownServerFailsFastWithUnavailable() async throws {
+        var configuration = try RunQueueClientConfiguration(server: "127.0.0.1:\(TestServices.unusedPort())")
+        configuration.reconnectWait = .zero
+        let client = RunQueueClient(configuration)
+        let start = ContinuousClock.now
+        let error = await expectError(.unavailable) { try await client.ping() }
+        #expect(error?.message.contains("cannot connect") == true)
+        // Backing off: the next call fails at once without a new attempt.
+        await expectError(.unavailable) { try await client.ping() }
+        #expect(ContinuousClock.now - start < .seconds(2))
+        await client.close()
+    }
+
+    @Test func aDownServerFailsWithDeadlineExceededAtTheCallsDeadline() async throws {
+        var configuration = try RunQueueClientConfiguration(server: "127.0.0.1:\(TestServices.unusedPort())")
+        configuration.reconnectWait = .seconds(30)
+        configuration.reconnectPolicy = ReconnectPolicy(initialMs: 20, maxMs: 100)
+        let client = RunQueueClient(configuration)
+        let start = ContinuousClock.now
+        await expectError(.deadlineExceeded) { try await client.ping(timeout: .milliseconds(400)) }
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed >= .milliseconds(250) && elapsed < .seconds(3), "\(elapsed)")
+        await client.close()
+    }
+
+    @Test func aCallPastItsDeadlineIsCancelledOnTheServer() async throws {
+        let test = try await TestServer.start()
+        let client = test.client(connections: 1)
+        let n = Names()
+        let start = ContinuousClock.now
+        await expectError(.deadlineExceeded) {
+            try await client.dequeue(workerQueue: n("wq"), maxRuns: 5, waitMs: 10_000, timeout: .milliseconds(300))
+        }
+        #expect(ContinuousClock.now - start < .seconds(3))
+        // The abandoned long poll was cancelled: it does not take this run.
+        try await Task.sleep(for: .milliseconds(100))
+        _ = try await client.enqueue(n.run("a"))
+        let got = try await client.dequeue(workerQueue: n("wq"), waitMs: 2000)
+        #expect(got.map(\.runID) == [n("a")])
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func theDefaultTimeoutAppliesAndDequeueAddsItsWait() async throws {
+        let test = try await TestServer.start()
+        let client = test.client { $0.defaultTimeout = .milliseconds(500) }
+        let n = Names()
+        // wait 800 ms > default 500 ms: still answered (empty), not DEADLINE_EXCEEDED.
+        #expect(try await client.dequeue(workerQueue: n("wq"), waitMs: 800).isEmpty)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func cancellingTheCallingTaskCancelsTheCallOnTheServer() async throws {
+        let test = try await TestServer.start()
+        let client = test.client(connections: 1)
+        let n = Names()
+        _ = try await client.ping()
+        let poll = Task { try await client.dequeue(workerQueue: n("wq"), maxRuns: 5, waitMs: 20_000) }
+        try await Task.sleep(for: .milliseconds(200))
+        let start = ContinuousClock.now
+        poll.cancel()
+        await expectError(.cancelled) { try await poll.value }
+        #expect(ContinuousClock.now - start < .seconds(2))
+        _ = try await client.enqueue(n.run("a"))
+        let got = try await client.dequeue(workerQueue: n("wq"), waitMs: 2000)
+        #expect(got.map(\.runID) == [n("a")] && got.first?.attempt == 0)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func aCallInFlightWhenItsConnectionDropsFailsWithUnavailable() async throws {
+        let fake = try FakeServer()
+        var configuration = try RunQueueClientConfiguration(server: fake.hostPort)
+        configuration.connections = 1
+        let client = RunQueueClient(configuration)
+        let pinged = Task { try await client.ping([1]) }
+        let connection = try await fake.acceptAndGreet()
+        let ping = try await connection.readRequest()
+        #expect(ping.call == .ping(PingRequest(payload: [1])))
+        connection.close()
+        let error = await expectError(.unavailable) { try await pinged.value }
+        #expect(error != nil)
+
+        // The next call reconnects.
+        let again = Task { try await client.ping([2]) }
+        let second = try await fake.acceptAndGreet()
+        let request = try await second.readRequest()
+        try second.send(Response(callID: request.callID, result: .ping(PingResponse(payload: [2]))))
+        #expect(try await again.value == [2])
+        await client.close()
+    }
+
+    @Test func unauthenticatedHelloFailsTheCallWithItsStatus() async throws {
+        let fake = try FakeServer()
+        var configuration = try RunQueueClientConfiguration(server: fake.hostPort)
+        configuration.token = "wrong"
+        configuration.reconnectWait = .zero
+        let client = RunQueueClient(configuration)
+        let pinged = Task { try await client.ping() }
+        let connection = try await fake.accept()
+        let hello = try await connection.readRequest()
+        #expect(hello.call == .hello(HelloRequest(token: "wrong", clientName: "runqueue-swift")))
+        try connection.send(Response.error(callID: hello.callID, .unauthenticated, "unknown token"))
+        let error = await expectError(.unauthenticated) { try await pinged.value }
+        #expect(error?.message == "unknown token")
+        await client.close()
+    }
+}

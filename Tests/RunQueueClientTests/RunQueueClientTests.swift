@@ -1,0 +1,176 @@
+import Foundation
+import RunQueueClient
+import RunQueueCore
+import Testing
+
+/// The library against an in-process runqueued on the real Redis and PostgreSQL.
+@Suite struct RunQueueClientTests {
+    @Test func helloAndPingAnswerAndTheServerIsRemembered() async throws {
+        let test = try await TestServer.start { $0.maxFrameBytes = 200_000 }
+        let client = test.client()
+        #expect(client.serverInfo == nil)
+        let hello = try await client.hello()
+        #expect(hello.maxFrameBytes == 200_000)
+        #expect(hello.shardCount > 0)
+        #expect(client.serverInfo?.maxFrameBytes == 200_000)
+        #expect(try await client.ping([1, 2, 3]) == [1, 2, 3])
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func aRunGoesThroughEnqueueDequeueReadHeartbeatAndAck() async throws {
+        let test = try await TestServer.start()
+        let client = test.client()
+        let n = Names()
+        let before = nowMs()
+        let created = try await client.enqueue(n.run("a", ttl: "1h"))
+        #expect(created.created)
+        #expect(abs(created.expiresAtMs - (before + 3_600_000)) < 5000)
+        #expect(try await client.enqueue(n.run("a")).created == false)
+
+        let messages = try await client.dequeue(workerQueue: n("wq"), maxRuns: 10, leaseMs: 60_000)
+        #expect(messages.map(\.runID) == [n("a")])
+        let message = try #require(messages.first)
+        #expect(message.attempt == 0 && message.environmentType == .production && message.queue == "q")
+        #expect(message.leaseExpiresAtMs > nowMs() + 50_000)
+
+        let read = try await client.readMessage(runID: n("a"), environmentID: n("env"))
+        #expect(read.message?.runID == n("a"))
+        #expect(read.source == .redisV4)
+
+        let extended = try await client.heartbeat(runID: n("a"), environmentID: n("env"), leaseMs: 120_000, attempt: 0)
+        #expect(extended > nowMs() + 100_000)
+
+        let stats = try await client.queueStats(environmentID: n("env"), queue: "q")
+        #expect(stats.inFlight == 1 && stats.length == 0)
+
+        #expect(try await client.ack(message))
+        #expect(try await client.ack(message) == false)
+        await expectError(.failedPrecondition) {
+            try await client.heartbeat(runID: n("a"), environmentID: n("env"))
+        }
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func aNackedRunComesBackWithItsNextAttempt() async throws {
+        let test = try await TestServer.start()
+        let client = test.client()
+        let n = Names()
+        _ = try await client.enqueue(n.run("a"))
+        let first = try #require(try await client.dequeue(workerQueue: n("wq")).first)
+        let nack = try await client.nack(first, retryAtMs: nowMs())
+        #expect(nack.requeued && !nack.deadLettered && nack.attempt == 1)
+        let again = try await client.dequeue(workerQueue: n("wq"), waitMs: 5000)
+        #expect(again.map(\.attempt) == [1])
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func aDeadLetteredRunIsRedriven() async throws {
+        let test = try await TestServer.start { config in
+            config.queue.backoff = NackBackoff(factor: 2, minMs: 1000, maxMs: 1000, maxAttempts: 1)
+        }
+        let client = test.client()
+        let n = Names()
+        _ = try await client.enqueue(n.run("a"))
+        let message = try #require(try await client.dequeue(workerQueue: n("wq")).first)
+        let nack = try await client.nack(message)
+        #expect(nack.deadLettered && !nack.requeued)
+        #expect(try await client.dequeue(workerQueue: n("wq")).isEmpty)
+        #expect(try await client.redrive(runID: n("a"), environmentID: n("env")))
+        let redriven = try await client.dequeue(workerQueue: n("wq"))
+        #expect(redriven.map(\.runID) == [n("a")])
+        #expect(redriven.first?.attempt == 0)
+        await expectError(.failedPrecondition) { try await client.redrive(runID: n("a"), environmentID: n("env")) }
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func aQueueLimitCapsDequeueUntilCleared() async throws {
+        let test = try await TestServer.start()
+        let client = test.client()
+        let n = Names()
+        try await client.setConcurrencyLimit(environmentID: n("env"), queue: "q", .limit(1))
+        #expect(try await client.queueStats(environmentID: n("env"), queue: "q").concurrencyLimit == 1)
+        let results = try await client.enqueueBatch((0..<3).map { n.run("r\($0)") })
+        #expect(results.allSatisfy { $0.status.isOK && $0.created })
+        #expect(try await client.dequeue(workerQueue: n("wq"), maxRuns: 10).count == 1)
+        try await client.setConcurrencyLimit(environmentID: n("env"), queue: "q", .clear)
+        #expect(try await client.dequeue(workerQueue: n("wq"), maxRuns: 10).count == 2)
+        try await client.setConcurrencyLimit(environmentID: n("env"), .limit(7), burstFactor: 2)
+        #expect(try await client.queueStats(environmentID: n("env")).concurrencyLimit == 14)
+        await expectError(.invalidArgument) {
+            try await client.setConcurrencyLimit(environmentID: n("env"), queue: "q", .limit(1), burstFactor: 2)
+        }
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func aBatchLargerThanOneFrameIsSplitAndKeepsItsOrder() async throws {
+        // 16 KiB frames hold about 100 runs: 2500 runs take some 25 calls.
+        let test = try await TestServer.start { $0.maxFrameBytes = 16 * 1024 }
+        let client = test.client()
+        let n = Names()
+        var runs = (0..<2500).map { n.run(String(format: "run%05d", $0)) }
+        runs[1234].queue = "not a queue name"
+        runs[2001] = runs[7]
+        let results = try await client.enqueueBatch(runs)
+        #expect(results.count == runs.count)
+        #expect(results[1234].status.code == .invalidArgument)
+        #expect(results[1234].status.message.contains("queue"))
+        #expect(results[2001].status.isOK && results[2001].created == false)
+        #expect(results.enumerated().filter { $0.offset != 1234 && $0.offset != 2001 }.allSatisfy { $0.element.created })
+        #expect(try await client.queueStats(environmentID: n("env")).length == 2498)
+        #expect(try await client.enqueueBatch([]).isEmpty)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func callErrorsCarryTheStatusAndTheServersMessage() async throws {
+        let test = try await TestServer.start()
+        let client = test.client()
+        let n = Names()
+        let error = await expectError(.invalidArgument) { try await client.enqueue(n.run("a", ttl: "10 m")) }
+        #expect(error?.message.contains("ttl") == true)
+        #expect(error?.description.hasPrefix("INVALID_ARGUMENT: ") == true)
+        await expectError(.invalidArgument) { try await client.dequeue(workerQueue: n("wq"), maxRuns: 0) }
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func getRunAnswersUnimplementedUntilTheServerHasIt() async throws {
+        let test = try await TestServer.start()
+        let client = test.client()
+        let error = await expectError(.unimplemented) { try await client.getRun(runID: "r1") }
+        #expect(error?.message.contains("GetRun") == true)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func subscribeExpiryEndsWithUnimplementedUntilTheServerHasIt() async throws {
+        let test = try await TestServer.start()
+        let client = test.client()
+        var iterator = client.subscribeExpiry(filter: ExpiryFilter(environmentID: "e1")).makeAsyncIterator()
+        let error = await expectError(.unimplemented) { try await iterator.next() }
+        #expect(error?.message.contains("SubscribeExpiry") == true)
+        #expect(try await iterator.next() == nil)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func callsAreSpreadOverThePool() async throws {
+        let test = try await TestServer.start()
+        let client = test.client(connections: 3)
+        for _ in 0..<12 { _ = try await client.ping() }
+        var open = 0
+        for _ in 0..<100 {
+            open = try await test.server.connectionCount()
+            if open == 3 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(open == 3)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+}
