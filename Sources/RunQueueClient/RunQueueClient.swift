@@ -93,15 +93,25 @@ public final class RunQueueClient: Sendable {
     }
 
     func perform(_ call: Call, deadline: ContinuousClock.Instant?) async throws(RunQueueError) -> ResponseResult? {
-        let connection = try await connection(deadline: deadline)
-        var timeoutMs: UInt64 = 0
-        if let deadline {
-            timeoutMs = (deadline - .now).wholeMilliseconds
-            guard timeoutMs > 0 else {
-                throw RunQueueError(.deadlineExceeded, "the deadline passed before \(call.methodName) could be sent")
+        var response: Response
+        var tries = 0
+        repeat {
+            tries += 1
+            let connection = try await connection(deadline: deadline)
+            var timeoutMs: UInt64 = 0
+            if let deadline {
+                timeoutMs = (deadline - .now).wholeMilliseconds
+                guard timeoutMs > 0 else {
+                    throw RunQueueError(.deadlineExceeded, "the deadline passed before \(call.methodName) could be sent")
+                }
             }
-        }
-        return try await connection.call(call, timeoutMs: timeoutMs)
+            response = await connection.send(call, timeoutMs: timeoutMs)
+            // Call id 0 with UNAVAILABLE: the connection was found dead before
+            // the call was written, so the server never saw it; one more try
+            // on a fresh connection is safe for any method.
+        } while response.callID == 0 && response.status.code == .unavailable && tries < 2
+        guard response.status.code == .ok else { throw RunQueueError(response.status.code, response.status.message) }
+        return response.result
     }
 
     /// A connection for the next call: the next slot round-robin if it is up,
@@ -118,12 +128,17 @@ public final class RunQueueClient: Sendable {
             }
         }
         var limit = ContinuousClock.now + configuration.reconnectWait
-        if let deadline, deadline < limit { limit = deadline }
+        var limitedByDeadline = false
+        if let deadline, deadline < limit {
+            limit = deadline
+            limitedByDeadline = true
+        }
         do {
             return try await slots[index].acquire(until: limit)
         } catch {
-            if let deadline, error.code == .unavailable, ContinuousClock.now >= deadline {
-                throw RunQueueError(.deadlineExceeded, "no connection to \(configuration.server) before the deadline: \(error.message)")
+            // The call gave up waiting for a reconnect because of its own deadline.
+            if limitedByDeadline, error.code == .unavailable || error.code == .deadlineExceeded {
+                throw RunQueueError(.deadlineExceeded, "no connection to \(configuration.server) within the call's deadline: \(error.message)")
             }
             throw error
         }

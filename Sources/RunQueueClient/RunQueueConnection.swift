@@ -88,18 +88,24 @@ public final class RunQueueConnection: Sendable {
     /// sends `Cancel` too; the call then ends with the server's answer
     /// (`CANCELLED`, or the result if it was already on its way).
     public func call(_ call: Call, timeoutMs: UInt64 = 0) async throws(RunQueueError) -> ResponseResult? {
+        let response = await send(call, timeoutMs: timeoutMs)
+        guard response.status.code == .ok else { throw RunQueueError(response.status.code, response.status.message) }
+        return response.result
+    }
+
+    /// `call`'s answer as a response. A failure with call id 0 means the call
+    /// was never sent (the connection was already gone, or the task was cancelled).
+    func send(_ call: Call, timeoutMs: UInt64) async -> Response {
         let core = self.core
         let loop = self.loop
         let token = CallToken()
-        let response = await withTaskCancellationHandler {
+        return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Response, Never>) in
                 loop.execute { core.start(call, timeoutMs: timeoutMs, token: token) { continuation.resume(returning: $0) } }
             }
         } onCancel: {
             loop.execute { core.cancel(token) }
         }
-        guard response.status.code == .ok else { throw RunQueueError(response.status.code, response.status.message) }
-        return response.result
     }
 
     public func hello(token: String = "", clientName: String = "swift-client") async throws(RunQueueError) -> HelloResponse {
