@@ -82,6 +82,8 @@ final class SubscriptionDriver: Sendable {
 
     var deliveredCursor: UInt64 { state.withLock { $0.delivered } }
     var liveFromCursor: UInt64? { state.withLock { $0.liveFrom } }
+    /// True while flow control holds the connection's reading (for tests).
+    var isReadingPaused: Bool { state.withLock { $0.paused } }
 
     // MARK: - Consumer side
 

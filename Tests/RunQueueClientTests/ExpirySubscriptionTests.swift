@@ -1,5 +1,5 @@
 import Foundation
-import RunQueueClient
+@testable import RunQueueClient
 import RunQueueCore
 import Testing
 
@@ -209,6 +209,35 @@ import Testing
         #expect(try await consumer.value == [2])
         let cancel = try await connection.readRequest()
         #expect(cancel.call == .cancel(CancelRequest(targetCallID: id)))
+        await client.close()
+    }
+
+    @Test func aSlowConsumerGetsEveryEventInOrderAfterTheClientPausedReading() async throws {
+        let fake = try FakeServer()
+        let client = try Self.client(fake)
+        let total: UInt64 = 5000  // well above the 1024 events at which the client stops reading
+        let server = Task { () throws -> FakeConnection in
+            let connection = try await fake.acceptAndGreet()
+            let (id, _) = try await Self.subscription(on: connection)
+            try Self.send(connection, id, liveFrom: 0, events: Array(1...total))
+            try connection.send(Response(callID: id, status: .ok, endOfStream: true))
+            return connection
+        }
+        var iterator = client.subscribeExpiry().makeAsyncIterator()
+        #expect(try await iterator.next()?.cursor == 1)
+        // The buffer fills to its high-water mark, then the client stops reading.
+        for _ in 0..<200 where !iterator.handle.driver.isReadingPaused {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(iterator.handle.driver.isReadingPaused)
+        var expected: UInt64 = 2
+        while let event = try await iterator.next() {
+            #expect(event.cursor == expected)
+            expected += 1
+        }
+        #expect(expected == total + 1)
+        #expect(!iterator.handle.driver.isReadingPaused)
+        _ = try await server.value
         await client.close()
     }
 
