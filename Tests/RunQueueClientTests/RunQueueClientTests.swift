@@ -139,11 +139,37 @@ import Testing
         #expect(await test.server.stop() == 0)
     }
 
-    @Test func getRunAnswersUnimplementedUntilTheServerHasIt() async throws {
+    @Test func getRunReturnsTheRunsRecord() async throws {
         let test = try await TestServer.start()
         let client = test.client()
-        let error = await expectError(.unimplemented) { try await client.getRun(runID: "r1") }
-        #expect(error?.message.contains("GetRun") == true)
+        let n = Names()
+        _ = try await client.enqueue(n.run("a", ttl: "1h"))
+        do {
+            _ = try await client.getRun(runID: n("missing"))
+            Issue.record("GetRun found a run that was never enqueued")
+        } catch {
+            if error.code == .unimplemented {
+                // A server from before the PostgreSQL records says so by name.
+                #expect(error.message.contains("GetRun"))
+                await client.close()
+                #expect(await test.server.stop() == 0)
+                return
+            }
+            #expect(error.code == .notFound, "\(error)")
+        }
+        // The record may be written just after Enqueue answers: allow a moment.
+        var record: RunRecord?
+        for _ in 0..<100 {
+            if let found = try? await client.getRun(runID: n("a")) {
+                record = found
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let run = try #require(record)
+        #expect(run.runID == n("a") && run.environmentID == n("env") && run.workerQueue == n("wq"))
+        #expect(run.status == .queued)
+        #expect(!run.ttl.isEmpty && run.expiresAtMs > nowMs())
         await client.close()
         #expect(await test.server.stop() == 0)
     }
