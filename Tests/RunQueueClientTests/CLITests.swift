@@ -39,18 +39,20 @@ import TestSupport
     }
 
     /// Runs `runqueue arguments...` to completion (stdin from `input`, if any).
-    static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) async throws -> Outcome {
+    static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil,
+                    killAfterSeconds: Double = 60) async throws -> Outcome {
         let binary = Self.binary
         try #require(FileManager.default.isExecutableFile(atPath: binary.path),
                      "runqueue not built at \(binary.path) (swift build --build-tests builds it; or set RUNQUEUE_CLI_BIN)")
         return try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(with: Result { try runBlocking(binary, arguments, environment, input) })
+                continuation.resume(with: Result { try runBlocking(binary, arguments, environment, input, killAfterSeconds) })
             }
         }
     }
 
-    private static func runBlocking(_ binary: URL, _ arguments: [String], _ environment: [String: String], _ input: String?) throws -> Outcome {
+    private static func runBlocking(_ binary: URL, _ arguments: [String], _ environment: [String: String], _ input: String?,
+                                    _ killAfterSeconds: Double) throws -> Outcome {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("runqueue-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -75,6 +77,9 @@ import TestSupport
         process.standardError = stderr
         process.standardInput = stdin
         try process.run()
+        let deadline = Date().addingTimeInterval(killAfterSeconds)
+        while process.isRunning, Date() < deadline { usleep(10_000) }
+        if process.isRunning { process.terminate() }  // SIGTERM: the run is reported as a failure below
         process.waitUntilExit()
         try stdout.close()
         try stderr.close()
@@ -205,10 +210,28 @@ import TestSupport
         let get = try await Self.run(["get", "--run-id", "r1", "--server", test.hostPort])
         #expect(get.status == 1)
         #expect(get.stderr.hasPrefix("error: NOT_FOUND: ") || get.stderr.hasPrefix("error: UNIMPLEMENTED: "), "\(get.stderr)")
-        let subscribe = try await Self.run(["subscribe", "--json", "--server", test.hostPort])
-        #expect(subscribe.status == 1 && subscribe.stderr.hasPrefix("error: UNIMPLEMENTED: "), "\(subscribe.stderr)")
         let repair = try await Self.run(["repair", "--server", test.hostPort])
         #expect(repair.status == 1 && repair.stderr.contains("not available yet"))
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func subscribePrintsExpiryEventsAsJSONLines() async throws {
+        let test = try await TestServer.start()
+        let n = Names()
+        let enqueue = try await Self.run(["enqueue", "--server", test.hostPort] + Self.descriptorFlags(n, "a", ttl: "1s"))
+        #expect(enqueue.status == 0)
+        let outcome = try await Self.run(["subscribe", "--json", "--replay", "--count", "1", "--environment-id", n("env"),
+                                          "--server", test.hostPort], killAfterSeconds: 20)
+        if outcome.status == 1 {
+            // A server from before the expiry stream.
+            #expect(outcome.stderr.hasPrefix("error: UNIMPLEMENTED: "), "\(outcome.stderr)")
+        } else {
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let events = try outcome.jsonLines()
+            #expect(events.count == 1)
+            #expect(events.first?["run_id"] as? String == n("a"))
+            #expect(((events.first?["cursor"] as? NSNumber)?.uint64Value ?? 0) > 0)
+        }
         #expect(await test.server.stop() == 0)
     }
 

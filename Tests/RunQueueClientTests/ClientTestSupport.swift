@@ -32,15 +32,26 @@ struct TestServer {
     var address: SocketAddress { SocketAddress(host: "127.0.0.1", port: port) }
     var hostPort: String { "127.0.0.1:\(port)" }
 
-    /// The stores connect in the background: wait until the engine answers.
+    /// The stores connect in the background: wait until Redis and PostgreSQL
+    /// both answer (GetRun of an unknown run is NOT_FOUND; a server without
+    /// GetRun yet needs Redis only).
     private func waitUntilEngineReady() async throws {
         let probe = try await RunQueueConnection.connect(to: address)
-        defer { Task { await probe.close() } }
-        for _ in 0..<200 {
-            if (try? await probe.call(.queueStats(QueueStatsRequest(environmentID: "probe")))) != nil { return }
+        for _ in 0..<400 {
+            do {
+                _ = try await probe.call(.getRun(GetRunRequest(runID: "readiness-probe")))
+                break
+            } catch {
+                if error.code == .notFound { break }
+                if error.code == .unimplemented, (try? await probe.call(.queueStats(QueueStatsRequest(environmentID: "probe")))) != nil {
+                    break
+                }
+            }
             try await Task.sleep(for: .milliseconds(25))
         }
-        throw RunQueueError(.unavailable, "the engine did not become ready")
+        let ready = (try? await probe.call(.queueStats(QueueStatsRequest(environmentID: "probe")))) != nil
+        await probe.close()
+        if !ready { throw RunQueueError(.unavailable, "the engine did not become ready") }
     }
 
     /// A client of this server (fast reconnect for tests).

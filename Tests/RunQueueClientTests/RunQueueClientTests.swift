@@ -174,13 +174,34 @@ import Testing
         #expect(await test.server.stop() == 0)
     }
 
-    @Test func subscribeExpiryEndsWithUnimplementedUntilTheServerHasIt() async throws {
+    @Test func subscribeExpiryDeliversARunsExpiry() async throws {
         let test = try await TestServer.start()
         let client = test.client()
-        var iterator = client.subscribeExpiry(filter: ExpiryFilter(environmentID: "e1")).makeAsyncIterator()
-        let error = await expectError(.unimplemented) { try await iterator.next() }
-        #expect(error?.message.contains("SubscribeExpiry") == true)
-        #expect(try await iterator.next() == nil)
+        let n = Names()
+        _ = try await client.enqueue(n.run("a", ttl: "1s"))
+        let subscription = client.subscribeExpiry(filter: ExpiryFilter(environmentID: n("env")), replay: true)
+        let outcome = await withTaskGroup(of: Result<ExpiryEvent?, RunQueueError>?.self) { group in
+            group.addTask {
+                var iterator = subscription.makeAsyncIterator()
+                do throws(RunQueueError) { return .success(try await iterator.next()) } catch { return .failure(error) }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(20))
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        switch try #require(outcome, "no expiry event within 20 s") {
+        case .failure(let error):
+            // A server from before the expiry stream ends it at once, by name.
+            #expect(error.code == .unimplemented, "\(error)")
+            #expect(error.message.contains("SubscribeExpiry"))
+        case .success(let event):
+            let event = try #require(event)
+            #expect(event.runID == n("a") && event.environmentID == n("env") && event.cursor > 0)
+        }
         await client.close()
         #expect(await test.server.stop() == 0)
     }
