@@ -23,6 +23,45 @@ import TestSupport
         #expect(await second.server.stop() == 0)
     }
 
+    @Test func aSubscriptionResumesAcrossAServerRestartWithoutGapOrDuplicate() async throws {
+        let first = try await TestServer.start()
+        let client = first.client()
+        let n = Names()
+        _ = try await client.enqueue(n.run("a", ttl: "1s"))
+        let events = EventLog()
+        let consumer = Task {
+            do {
+                for try await event in client.subscribeExpiry(filter: ExpiryFilter(environmentID: n("env")), replay: true) {
+                    await events.append(event)
+                }
+                await events.end(nil)
+            } catch {
+                await events.end(error as? RunQueueError)
+            }
+        }
+        // A server without the expiry stream ends it at once: nothing more to check here.
+        guard try await events.wait(forCount: 1, seconds: 20) else {
+            let ended = await events.ended
+            #expect(ended?.code == .unimplemented, "no expiry event within 20 s: \(String(describing: ended))")
+            consumer.cancel()
+            await client.close()
+            #expect(await first.server.stop() == 0)
+            return
+        }
+        #expect(await first.server.stop() == 0)
+        let second = try await TestServer.start(port: first.port)
+        _ = try await client.enqueue(n.run("b", ttl: "1s"))
+        let resumed = try await events.wait(forCount: 2, seconds: 30)
+        let endedWith = await events.ended
+        #expect(resumed, "no event after the restart: \(String(describing: endedWith))")
+        let received = await events.events
+        #expect(received.map(\.runID) == [n("a"), n("b")])
+        #expect(received.count == 2 && received[1].cursor > received[0].cursor)
+        consumer.cancel()
+        await client.close()
+        #expect(await second.server.stop() == 0)
+    }
+
     @Test func aCallWaitsForTheServerToComeBack() async throws {
         let first = try await TestServer.start()
         let client = first.client(connections: 1) { $0.reconnectWait = .seconds(10) }
@@ -150,5 +189,29 @@ import TestSupport
         let error = await expectError(.unauthenticated) { try await pinged.value }
         #expect(error?.message == "unknown token")
         await client.close()
+    }
+}
+
+/// What a subscription consumer received, for tests that wait on it.
+actor EventLog {
+    private(set) var events: [ExpiryEvent] = []
+    private(set) var ended: RunQueueError?
+    private(set) var isEnded = false
+
+    func append(_ event: ExpiryEvent) { events.append(event) }
+
+    func end(_ error: RunQueueError?) {
+        ended = error
+        isEnded = true
+    }
+
+    /// True once `count` events arrived; false when the iteration ended or
+    /// `seconds` passed first.
+    func wait(forCount count: Int, seconds: Double) async throws -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        while events.count < count, !isEnded, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return events.count >= count
     }
 }
