@@ -91,21 +91,33 @@ final class ClientCore: @unchecked Sendable {
         tcp.write(FrameEncoder.frame(WireCodec.encodeRequest(Request(callID: callID, call: call))))
     }
 
+    /// How long a cancelled unary call waits for the server's answer before
+    /// it ends as `CANCELLED` anyway (a server answers a Cancel at once; this
+    /// only bounds a server that stopped answering), in milliseconds.
+    static let cancelGraceMs: UInt64 = 2000
+
     /// The caller gave up on the call behind `token` (its task was cancelled
     /// or the stream's consumer stopped). The server is asked to cancel it.
     /// A unary call keeps waiting for the server's answer (`CANCELLED`, or the
     /// result if it was already on its way: a dequeue that already leased
-    /// runs still hands them over). A stream's handler is withdrawn at once
-    /// and gets one last `CANCELLED` response from here.
+    /// runs still hands them over), for `cancelGraceMs` at most. A stream's
+    /// handler is withdrawn at once and gets one last `CANCELLED` response from here.
     func cancel(_ token: CallToken) {
         token.cancelled = true
         let callID = token.callID
         guard callID != 0, let pending = calls[callID] else { return }
         sendCancel(target: callID)
+        pending.timer?.close()
         if pending.streaming {
             calls.removeValue(forKey: callID)
-            pending.timer?.close()
             pending.handler(Response.error(callID: callID, .cancelled, "the stream was cancelled by the client", endOfStream: true))
+            return
+        }
+        calls[callID]?.timer = tcp.loop.schedule(afterMs: Self.cancelGraceMs) { [unowned self] in
+            guard let unanswered = calls.removeValue(forKey: callID) else { return }
+            unanswered.handler(Response.error(callID: callID, .cancelled,
+                                              "cancelled by the client; the server did not confirm within \(Self.cancelGraceMs) ms",
+                                              endOfStream: true))
         }
     }
 

@@ -69,7 +69,7 @@ import TestSupport
         #expect(await first.server.stop() == 0)
         // Let the client read the server's close (a call written before that
         // would fail with UNAVAILABLE, as any call in flight on a dropped connection).
-        try await Task.sleep(for: .milliseconds(100))
+        try await Task.sleep(for: .milliseconds(300))
         let restart = Task { () throws -> TestServer in
             try await Task.sleep(for: .milliseconds(300))
             return try await TestServer.start(port: first.port)
@@ -116,8 +116,9 @@ import TestSupport
             try await client.dequeue(workerQueue: n("wq"), maxRuns: 5, waitMs: 10_000, timeout: .milliseconds(300))
         }
         #expect(ContinuousClock.now - start < .seconds(3))
-        // The abandoned long poll was cancelled: it does not take this run.
-        try await Task.sleep(for: .milliseconds(100))
+        // The abandoned long poll was cancelled (the Cancel went out at the
+        // deadline; give the server a moment to apply it): it does not take this run.
+        try await Task.sleep(for: .milliseconds(300))
         _ = try await client.enqueue(n.run("a"))
         let got = try await client.dequeue(workerQueue: n("wq"), waitMs: 2000)
         #expect(got.map(\.runID) == [n("a")])
@@ -172,6 +173,25 @@ import TestSupport
         let request = try await second.readRequest()
         try second.send(Response(callID: request.callID, result: .ping(PingResponse(payload: [2]))))
         #expect(try await again.value == [2])
+        await client.close()
+    }
+
+    @Test func aCancelledCallEndsEvenWhenTheServerNeverAnswers() async throws {
+        let fake = try FakeServer()
+        var configuration = try RunQueueClientConfiguration(server: fake.hostPort)
+        configuration.connections = 1
+        let client = RunQueueClient(configuration)
+        let poll = Task { try await client.dequeue(workerQueue: "wq", waitMs: 30_000) }
+        let connection = try await fake.acceptAndGreet()
+        let dequeue = try await connection.readRequest()
+        let start = ContinuousClock.now
+        poll.cancel()
+        let cancel = try await connection.readRequest()
+        #expect(cancel.call == .cancel(CancelRequest(targetCallID: dequeue.callID)))
+        let error = await expectError(.cancelled) { try await poll.value }
+        #expect(error?.message.contains("did not confirm") == true)
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed >= .milliseconds(1900) && elapsed < .seconds(5), "\(elapsed)")
         await client.close()
     }
 
