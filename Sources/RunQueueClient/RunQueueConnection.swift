@@ -168,18 +168,6 @@ public final class RunQueueConnection: Sendable {
     }
 }
 
-/// Whether a connection is still usable, readable from any thread.
-final class ConnectionStatus: Sendable {
-    private let state = Mutex<RunQueueError?>(nil)
-
-    var failure: RunQueueError? { state.withLock { $0 } }
-
-    /// Records the first reason the connection stopped working.
-    func markFailed(_ error: RunQueueError) {
-        state.withLock { if $0 == nil { $0 = error } }
-    }
-}
-
 /// Resumes a connect continuation once: with the connection or the timeout,
 /// whichever comes first. Loop thread only.
 private final class ConnectOutcome: @unchecked Sendable {
