@@ -8,7 +8,6 @@
 // pools connections and replaces dropped ones.
 import RunQueueCore
 import RunQueueEncoding
-import Synchronization
 import UVLoop
 
 public final class RunQueueConnection: Sendable {
