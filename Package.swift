@@ -54,6 +54,16 @@ let package = Package(
             dependencies: ["RunQueueClient", "RunQueueEncoding", "UVLoop"],
             path: "bench/ping"
         ),
+        .executableTarget(
+            name: "runqueue-bench-memory",
+            dependencies: ["RunQueueStorage", "RedisDriver", "RunQueueCore", "RunQueueEncoding", "UVLoop"],
+            path: "bench/memory"
+        ),
+        .executableTarget(
+            name: "runqueue-bench-cycle",
+            dependencies: ["RunQueueClient", "RunQueueCore", "UVLoop"],
+            path: "bench/cycle"
+        ),
 
         .target(name: "TestSupport", dependencies: ["UVLoop"], path: "Tests/TestSupport"),
         .testTarget(name: "UVLoopTests", dependencies: ["UVLoop", "TestSupport"]),

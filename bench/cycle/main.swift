@@ -1,0 +1,537 @@
+// runqueue-bench-cycle: full-cycle throughput (EnqueueBatch -> Dequeue -> Ack)
+// through the real server, and the raw Redis script ceiling in the same run.
+//
+// What it does:
+// 1. Baseline: SCRIPT LOAD a small claim-like script (ZADD + HSET on one hash
+//    tag) into the Redis the server uses, and run
+//    `redis-benchmark -n 200000 -P 16 -q -r 100000 evalsha <sha> 1 {rqbench}:z __rand_int__`.
+//    Its requests/s is the raw ceiling of one small script on this Redis.
+// 2. Starts `runqueued` (next to this binary unless --runqueued) on a free port
+//    with RUNQUEUE_REDIS_URL / RUNQUEUE_DATABASE_URL from the environment. Every
+//    id (environments, worker queue, runs) carries a random per-run prefix, so
+//    data of earlier runs does not interfere. The environments' concurrency
+//    limit is raised (SetConcurrencyLimit 1,000,000) so the default limit of
+//    100 does not cap throughput; it is cleared at the end.
+// 3. Producers (connections x batches in flight) EnqueueBatch N runs, 100 per
+//    batch, each batch for one environment (round robin). Consumers
+//    (connections x dequeues in flight) Dequeue (max_runs 100, wait_ms 1000)
+//    and Ack every run it got (all acks of one answer pipelined).
+// 4. Prints runs/s from the first enqueue to the last ack, p50/p99 latency of
+//    EnqueueBatch, Dequeue and Ack, the scripts Redis ran per run (INFO
+//    commandstats, eval + evalsha), the CPU time of Redis, runqueued and this
+//    client, and the ratio to the ceiling: runs/s vs ceiling / scripts per run.
+// 5. Checks exactly-once: every run enqueued (created), received once (no
+//    duplicate run id), acked once (acked = true), and the queues empty.
+//
+// usage: runqueue-bench-cycle [--runs N] [--batch N] [--producers N] [--producer-window N]
+//          [--consumers N] [--consumer-window N] [--max-runs N] [--wait-ms N] [--envs N]
+//          [--ttl DURATION|""] [--runqueued PATH] [--timeout SECONDS] [--skip-baseline]
+import Foundation
+import RunQueueClient
+import RunQueueCore
+import Synchronization
+import UVLoop
+
+// MARK: helpers
+
+/// Prints a line at once (stdout is block-buffered when piped, e.g. `make bench | tee`).
+func say(_ line: String = "") {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("runqueue-bench-cycle: \(message)\n".utf8))
+    exit(1)
+}
+
+func option(_ name: String) -> String? {
+    let args = CommandLine.arguments
+    guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+    return args[i + 1]
+}
+
+func intOption(_ name: String, _ fallback: Int) -> Int {
+    guard let text = option(name) else { return fallback }
+    guard let value = Int(text), value > 0 else { fail("\(name) must be a positive integer, got \"\(text)\"") }
+    return value
+}
+
+/// Starts `process` with an empty signal mask. Foundation's Process spawns the
+/// child from the calling thread and the child inherits that thread's mask;
+/// Swift concurrency runs us on libdispatch worker threads, which block
+/// SIGTERM and most other signals, so a child started plainly ignores
+/// `terminate()` (redis-server and runqueued then never exit). The mask is
+/// cleared only around the spawn and restored at once.
+func spawn(_ process: Process) throws {
+    var empty = sigset_t()
+    var saved = sigset_t()
+    sigemptyset(&empty)
+    pthread_sigmask(SIG_SETMASK, &empty, &saved)
+    defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+    try process.run()
+}
+
+/// SIGTERM, then SIGKILL if the process is still there after `graceSeconds`.
+func stop(_ process: Process, graceSeconds: Double = 10) {
+    guard process.isRunning else { return }
+    process.terminate()
+    let deadline = Date().addingTimeInterval(graceSeconds)
+    while process.isRunning && Date() < deadline { usleep(20_000) }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
+}
+
+func freePort() -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return UInt16(bigEndian: addr.sin_port)
+}
+
+/// Runs a program to completion and returns its standard output.
+@discardableResult
+func run(_ program: String, _ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [program] + arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw BenchError("\(program) \(arguments.prefix(4).joined(separator: " ")) exited with \(process.terminationStatus)")
+    }
+    return String(decoding: data, as: UTF8.self)
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+func seconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
+
+/// Milliseconds, p50 and p99 of a list of durations.
+func percentiles(_ samples: [Duration]) -> (count: Int, p50: Double, p99: Double) {
+    guard !samples.isEmpty else { return (0, 0, 0) }
+    let sorted = samples.sorted()
+    func at(_ q: Double) -> Double { seconds(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]) * 1000 }
+    return (sorted.count, at(0.50), at(0.99))
+}
+
+/// The Redis the server uses, from RUNQUEUE_REDIS_URL (redis://host:port[/db]).
+struct RedisTarget {
+    var host = "127.0.0.1"
+    var port = "6379"
+
+    init(url: String) {
+        var rest = url.dropFirst("redis://".count)
+        if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        if let colon = rest.lastIndex(of: ":") {
+            host = String(rest[..<colon])
+            port = String(rest[rest.index(after: colon)...])
+        } else if !rest.isEmpty {
+            host = String(rest)
+        }
+        if host == "localhost" { host = "127.0.0.1" }
+    }
+
+    func cli(_ args: String...) throws -> String { try run("redis-cli", ["-h", host, "-p", port] + args) }
+
+    func info(_ section: String) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for line in try cli("INFO", section).split(whereSeparator: \.isNewline) {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            out[String(line[..<colon])] = String(line[line.index(after: colon)...])
+        }
+        return out
+    }
+
+    /// eval + evalsha calls so far.
+    func scriptCalls() throws -> Int {
+        let stats = try info("commandstats")
+        var total = 0
+        for name in ["cmdstat_eval", "cmdstat_evalsha"] {
+            guard let value = stats[name], let calls = value.split(separator: ",").first(where: { $0.hasPrefix("calls=") }) else { continue }
+            total += Int(calls.dropFirst("calls=".count)) ?? 0
+        }
+        return total
+    }
+
+    func cpuSeconds() throws -> Double {
+        let cpu = try info("cpu")
+        return (Double(cpu["used_cpu_user"] ?? "") ?? 0) + (Double(cpu["used_cpu_sys"] ?? "") ?? 0)
+    }
+}
+
+/// CPU seconds (user + system) of a process from /proc.
+func processCPU(pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return 0 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    // After the command name: state is field 3, utime 14, stime 15 (1-based) -> indexes 11, 12 here.
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// Busy and total CPU seconds of the whole machine (all cores) from /proc/stat.
+func machineCPU() -> (busy: Double, total: Double) {
+    guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+          let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) else { return (0, 0) }
+    let ticks = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+    guard ticks.count >= 5 else { return (0, 0) }
+    // user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+    let total = ticks.prefix(8).reduce(0, +)
+    let busy = total - ticks[3] - ticks[4]
+    let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
+    return (busy / hz, total / hz)
+}
+
+func selfCPU() -> Double {
+    var usage = rusage()
+    getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+        + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+}
+
+func connectWithRetry(port: UInt16) async throws -> RunQueueConnection {
+    for _ in 0..<600 {
+        if let connection = try? await RunQueueConnection.connect(to: SocketAddress(host: "127.0.0.1", port: port)) {
+            if (try? await connection.ping()) != nil { return connection }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw BenchError("runqueued on port \(port) did not answer within 30 s")
+}
+
+// MARK: shared state
+
+final class Shared: Sendable {
+    let total: Int
+    let batches: Int
+    let nextBatch = Atomic<Int>(0)
+    let acked = Atomic<Int>(0)
+    let stop = Atomic<Bool>(false)
+    let lastAck = Mutex<ContinuousClock.Instant?>(nil)
+
+    init(total: Int, batch: Int) {
+        self.total = total
+        batches = (total + batch - 1) / batch
+    }
+}
+
+struct ProducerReport: Sendable {
+    var latencies: [Duration] = []
+    var created = 0
+    var notCreated = 0
+    var errors: [String] = []
+}
+
+struct ConsumerReport: Sendable {
+    var dequeueLatencies: [Duration] = []
+    var ackLatencies: [Duration] = []
+    var received: [String] = []
+    var ackedTrue = 0
+    var ackedFalse = 0
+    var emptyDequeues = 0
+    var errors: [String] = []
+}
+
+// MARK: main
+
+func main() async throws {
+    let total = intOption("--runs", 200_000)
+    let batch = intOption("--batch", 100)
+    let producers = intOption("--producers", 2)
+    let producerWindow = intOption("--producer-window", 4)
+    let consumers = intOption("--consumers", 4)
+    let consumerWindow = intOption("--consumer-window", 2)
+    let maxRuns = intOption("--max-runs", 100)
+    let waitMs = intOption("--wait-ms", 1000)
+    let envCount = intOption("--envs", 4)
+    let timeout = Double(intOption("--timeout", 300))
+    let ttl = option("--ttl") ?? "10m"
+    let env = ProcessInfo.processInfo.environment
+    guard let redisURL = env["RUNQUEUE_REDIS_URL"], env["RUNQUEUE_DATABASE_URL"] != nil else {
+        fail("set RUNQUEUE_REDIS_URL and RUNQUEUE_DATABASE_URL (eval \"$(scripts/services env)\"), or run `make bench-cycle`")
+    }
+    let redis = RedisTarget(url: redisURL)
+    let selfPath = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    let runqueued = option("--runqueued") ?? selfPath.deletingLastPathComponent().appendingPathComponent("runqueued").path
+    guard FileManager.default.isExecutableFile(atPath: runqueued) else { fail("no runqueued at \(runqueued) (build it: swift build -c release)") }
+
+    let redisVersion = (try redis.info("server"))["redis_version"] ?? "?"
+    say("full cycle EnqueueBatch -> Dequeue -> Ack through runqueued; \(ProcessInfo.processInfo.activeProcessorCount) cores, Redis \(redisVersion) at \(redis.host):\(redis.port)")
+    say("\(total) runs, batches of \(batch), \(producers) producer connections x \(producerWindow) batches in flight, "
+          + "\(consumers) consumer connections x \(consumerWindow) dequeues in flight (max_runs \(maxRuns), wait_ms \(waitMs)), "
+          + "\(envCount) environments, ttl \"\(ttl)\"")
+
+    // 1. Baseline: the raw ceiling of one small script.
+    var ceiling: Double?
+    var baselineCPUPerScript = 0.0
+    if !CommandLine.arguments.contains("--skip-baseline") {
+        let script = "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1]) redis.call('HSET', KEYS[1] .. ':h', ARGV[1], '1') return 1"
+        let sha = try redis.cli("SCRIPT", "LOAD", script).trimmingCharacters(in: .whitespacesAndNewlines)
+        let cpuBefore = try redis.cpuSeconds()
+        let output = try run("redis-benchmark", ["-h", redis.host, "-p", redis.port, "-n", "200000", "-P", "16", "-q", "-r", "100000",
+                                                 "evalsha", sha, "1", "{rqbench}:z", "__rand_int__"])
+        _ = try redis.cli("DEL", "{rqbench}:z", "{rqbench}:z:h")
+        let line = output.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).last { $0.contains("requests per second") } ?? ""
+        guard let range = line.range(of: #"[0-9.]+ requests per second"#, options: .regularExpression),
+              let value = Double(line[range].split(separator: " ")[0]) else {
+            throw BenchError("cannot read redis-benchmark output: \(output)")
+        }
+        ceiling = value
+        baselineCPUPerScript = (try redis.cpuSeconds() - cpuBefore) / 200_000
+        say(String(format: "baseline: redis-benchmark -n 200000 -P 16 EVALSHA of a ZADD+HSET script: %.0f scripts/s, Redis CPU %.1f us per script",
+                   value, baselineCPUPerScript * 1e6))
+    }
+
+    // 2. The server.
+    let port = freePort()
+    let server = Process()
+    server.executableURL = URL(fileURLWithPath: runqueued)
+    server.environment = env.merging(["RUNQUEUE_LISTEN": "127.0.0.1:\(port)", "RUNQUEUE_LOG_LEVEL": env["RUNQUEUE_LOG_LEVEL"] ?? "error"]) { $1 }
+    try spawn(server)
+    defer { stop(server) }
+    let control = try await connectWithRetry(port: port)
+
+    let prefix = String((0..<8).map { _ in "0123456789abcdefghijklmnopqrstuvwxyz".randomElement()! })
+    let org = "org_bench_" + prefix
+    let project = "proj_bench_" + prefix
+    let workerQueue = "wq_bench_" + prefix
+    let environments = (0..<envCount).map { "env_bench_\(prefix)_\($0)" }
+    for environment in environments {
+        _ = try await control.call(.setConcurrencyLimit(SetConcurrencyLimitRequest(environmentID: environment, value: .limit(1_000_000))))
+    }
+    // "run_" + 25 characters, like trigger.dev's cuid-style ids: 29 bytes.
+    let runID: @Sendable (Int) -> String = { n in
+        let digits = String(n)
+        return "run_c" + prefix + String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    var connections: [RunQueueConnection] = []
+    for _ in 0..<(producers + consumers) { connections.append(try await connectWithRetry(port: port)) }
+    let producerConnections = Array(connections.prefix(producers))
+    let consumerConnections = Array(connections.suffix(consumers))
+
+    let shared = Shared(total: total, batch: batch)
+    let scriptsBefore = try redis.scriptCalls()
+    let redisCPUBefore = try redis.cpuSeconds()
+    let serverCPUBefore = processCPU(pid: server.processIdentifier)
+    let selfCPUBefore = selfCPU()
+    let machineBefore = machineCPU()
+    let start = ContinuousClock.now
+    let deadline = start + .seconds(timeout)
+
+    // 3. Producers and consumers.
+    let enqueueDone = Mutex<ContinuousClock.Instant?>(nil)
+    let producerTask = Task { () -> [ProducerReport] in
+      let reports = await withTaskGroup(of: ProducerReport.self) { group in
+        for connection in producerConnections {
+            for _ in 0..<producerWindow {
+                group.addTask {
+                    var report = ProducerReport()
+                    while true {
+                        let b = shared.nextBatch.wrappingAdd(1, ordering: .relaxed).oldValue
+                        if b >= shared.batches || shared.stop.load(ordering: .relaxed) { break }
+                        let environment = environments[b % environments.count]
+                        let runs = (b * batch..<min(total, (b + 1) * batch)).map { n in
+                            RunDescriptor(runID: runID(n), orgID: org, projectID: project, environmentID: environment,
+                                          environmentType: .production, queue: "task/my-background-task",
+                                          taskIdentifier: "my-background-task", workerQueue: workerQueue, ttl: ttl)
+                        }
+                        let begin = ContinuousClock.now
+                        do {
+                            let result = try await connection.call(.enqueueBatch(EnqueueBatchRequest(runs: runs)))
+                            report.latencies.append(ContinuousClock.now - begin)
+                            guard case .enqueueBatch(let answer)? = result else { report.errors.append("EnqueueBatch answered \(String(describing: result))"); continue }
+                            for item in answer.results {
+                                if item.status.code != .ok {
+                                    report.errors.append("enqueue: \(item.status.message)")
+                                } else if item.created {
+                                    report.created += 1
+                                } else {
+                                    report.notCreated += 1
+                                }
+                            }
+                        } catch {
+                            report.errors.append("EnqueueBatch: \(error)")
+                        }
+                    }
+                    return report
+                }
+            }
+        }
+        var reports: [ProducerReport] = []
+        for await report in group { reports.append(report) }
+        return reports
+      }
+      enqueueDone.withLock { $0 = ContinuousClock.now }
+      return reports
+    }
+
+    let consumerReports: [ConsumerReport] = await withTaskGroup(of: ConsumerReport.self) { group in
+        for connection in consumerConnections {
+            for _ in 0..<consumerWindow {
+                group.addTask {
+                    var report = ConsumerReport()
+                    while shared.acked.load(ordering: .relaxed) < total && !shared.stop.load(ordering: .relaxed) {
+                        if ContinuousClock.now > deadline {
+                            shared.stop.store(true, ordering: .relaxed)
+                            report.errors.append("timed out after \(Int(timeout)) s")
+                            break
+                        }
+                        let begin = ContinuousClock.now
+                        let messages: [RunMessage]
+                        do {
+                            let result = try await connection.call(.dequeue(DequeueRequest(workerQueue: workerQueue, maxRuns: UInt32(maxRuns),
+                                                                                           waitMs: UInt32(waitMs))))
+                            guard case .dequeue(let answer)? = result else {
+                                report.errors.append("Dequeue answered \(String(describing: result))")
+                                continue
+                            }
+                            messages = answer.messages
+                        } catch {
+                            report.errors.append("Dequeue: \(error)")
+                            try? await Task.sleep(for: .milliseconds(10))
+                            continue
+                        }
+                        // Empty answers are long polls that ran out (the end of the run): counted, not timed.
+                        if messages.isEmpty { report.emptyDequeues += 1; continue }
+                        report.dequeueLatencies.append(ContinuousClock.now - begin)
+                        report.received.append(contentsOf: messages.map(\.runID))
+                        let outcomes = await withTaskGroup(of: (Duration, Result<Bool, RunQueueError>).self) { acks in
+                            for message in messages {
+                                acks.addTask {
+                                    let begin = ContinuousClock.now
+                                    do throws(RunQueueError) {
+                                        let result = try await connection.call(.ack(AckRequest(runID: message.runID, environmentID: message.environmentID,
+                                                                                               attempt: message.attempt)))
+                                        guard case .ack(let answer)? = result else { return (ContinuousClock.now - begin, .success(false)) }
+                                        return (ContinuousClock.now - begin, .success(answer.acked))
+                                    } catch {
+                                        return (ContinuousClock.now - begin, .failure(error))
+                                    }
+                                }
+                            }
+                            var outcomes: [(Duration, Result<Bool, RunQueueError>)] = []
+                            for await outcome in acks { outcomes.append(outcome) }
+                            return outcomes
+                        }
+                        var acked = 0
+                        for (latency, outcome) in outcomes {
+                            report.ackLatencies.append(latency)
+                            switch outcome {
+                            case .success(true): acked += 1
+                            case .success(false): report.ackedFalse += 1
+                            case .failure(let error): report.errors.append("Ack: \(error)")
+                            }
+                        }
+                        report.ackedTrue += acked
+                        if shared.acked.wrappingAdd(acked, ordering: .relaxed).newValue >= total {
+                            shared.lastAck.withLock { if $0 == nil { $0 = ContinuousClock.now } }
+                        }
+                    }
+                    return report
+                }
+            }
+        }
+        var reports: [ConsumerReport] = []
+        for await report in group { reports.append(report) }
+        return reports
+    }
+    shared.stop.store(true, ordering: .relaxed)
+    let producerResults = await producerTask.value
+
+    let end = shared.lastAck.withLock { $0 } ?? ContinuousClock.now
+    let redisCPU = try redis.cpuSeconds() - redisCPUBefore
+    let serverCPU = processCPU(pid: server.processIdentifier) - serverCPUBefore
+    let clientCPU = selfCPU() - selfCPUBefore
+    let machineAfter = machineCPU()
+    let machineBusy = machineAfter.busy - machineBefore.busy
+    let scripts = try redis.scriptCalls() - scriptsBefore
+
+    // 4. Checks: the queues are empty, every run seen and acked once.
+    var leftovers: [String] = []
+    for environment in environments {
+        if case .queueStats(let stats)? = try await control.call(.queueStats(QueueStatsRequest(environmentID: environment))),
+           stats.length != 0 || stats.inFlight != 0 {
+            leftovers.append("\(environment): length \(stats.length), in flight \(stats.inFlight)")
+        }
+        _ = try await control.call(.setConcurrencyLimit(SetConcurrencyLimitRequest(environmentID: environment, value: .clear)))
+    }
+    for connection in producerConnections + consumerConnections { await connection.close() }
+    await control.close()
+    stop(server)
+
+    let elapsed = seconds(end - start)
+    let enqueueElapsed = seconds((enqueueDone.withLock { $0 } ?? end) - start)
+    let received = consumerReports.flatMap(\.received)
+    let distinct = Set(received).count
+    let created = producerResults.reduce(0) { $0 + $1.created }
+    let notCreated = producerResults.reduce(0) { $0 + $1.notCreated }
+    let ackedTrue = consumerReports.reduce(0) { $0 + $1.ackedTrue }
+    let ackedFalse = consumerReports.reduce(0) { $0 + $1.ackedFalse }
+    let errors = producerResults.flatMap(\.errors) + consumerReports.flatMap(\.errors)
+    let enqueueLatency = percentiles(producerResults.flatMap(\.latencies))
+    let dequeueLatency = percentiles(consumerReports.flatMap(\.dequeueLatencies))
+    let ackLatency = percentiles(consumerReports.flatMap(\.ackLatencies))
+    let emptyDequeues = consumerReports.reduce(0) { $0 + $1.emptyDequeues }
+    let rate = Double(ackedTrue) / elapsed
+
+    say("")
+    say(String(format: "full cycle: %d runs in %.2f s = %.0f runs/s (enqueue side alone finished after %.2f s = %.0f runs/s)",
+                 ackedTrue, elapsed, rate, enqueueElapsed, Double(created) / enqueueElapsed))
+    say(String(format: "latency ms      p50      p99   calls"))
+    say(String(format: "EnqueueBatch %8.2f %8.2f %7d  (%d runs each)", enqueueLatency.p50, enqueueLatency.p99, enqueueLatency.count, batch))
+    say(String(format: "Dequeue      %8.2f %8.2f %7d  (answers with runs; %.1f runs each; %d empty long polls not timed)", dequeueLatency.p50,
+                 dequeueLatency.p99, dequeueLatency.count, Double(received.count) / Double(max(1, dequeueLatency.count)), emptyDequeues))
+    say(String(format: "Ack          %8.2f %8.2f %7d", ackLatency.p50, ackLatency.p99, ackLatency.count))
+    say(String(format: "CPU during the cycle (s, %% of one core): redis %.1f (%.0f%%), runqueued %.1f (%.0f%%), this client %.1f (%.0f%%); %d cores",
+                 redisCPU, 100 * redisCPU / elapsed, serverCPU, 100 * serverCPU / elapsed, clientCPU, 100 * clientCPU / elapsed,
+                 ProcessInfo.processInfo.activeProcessorCount))
+    let others = max(0, machineBusy - redisCPU - serverCPU - clientCPU)
+    say(String(format: "machine CPU busy %.1f s of %.1f s available (%.0f%%); other processes (not Redis, runqueued or this client) %.1f s",
+               machineBusy, machineAfter.total - machineBefore.total,
+               100 * machineBusy / max(0.001, machineAfter.total - machineBefore.total), others))
+    let perRun = Double(scripts) / Double(max(1, ackedTrue))
+    let nominal = 1.0 + 1.0 / Double(batch) + 1.0 / Double(maxRuns)
+    say(String(format: "Redis scripts per run: %.3f measured (%d eval/evalsha during the cycle, INFO commandstats; includes "
+                 + "housekeeping and any other client of this Redis); nominal %.2f = 1 ack + 1/%d enqueue + 1/%d claim",
+                 perRun, scripts, nominal, batch, maxRuns))
+    let redisPerRun = redisCPU / Double(max(1, ackedTrue))
+    say(String(format: "Redis CPU per run: %.1f us (all scripts of one cycle) -> at most %.0f runs/s with Redis on one full core",
+               redisPerRun * 1e6, 1 / redisPerRun))
+    if baselineCPUPerScript > 0 {
+        say(String(format: "  vs the baseline script: %.1f us x %.3f scripts per run = %.1f us; ours costs %.1fx that (CPU ratio, robust to machine noise)",
+                   baselineCPUPerScript * 1e6, perRun, baselineCPUPerScript * perRun * 1e6, redisPerRun / (baselineCPUPerScript * perRun)))
+    }
+    if let ceiling {
+        let bound = ceiling / perRun
+        say(String(format: "raw ceiling %.0f scripts/s / %.3f scripts per run = %.0f runs/s; ours %.0f runs/s = ratio %.2f of that bound",
+                     ceiling, perRun, bound, rate, rate / bound))
+        say(String(format: "targets: >= 25,000 runs/s: %@; >= half the raw ceiling per run (%.0f runs/s): %@",
+                     rate >= 25_000 ? "met" : "NOT met", bound / 2, rate >= bound / 2 ? "met" : "NOT met"))
+    }
+
+    let ok = created == total && notCreated == 0 && received.count == total && distinct == total && ackedTrue == total
+        && ackedFalse == 0 && errors.isEmpty && leftovers.isEmpty
+    say("exactly-once check: \(ok ? "ok" : "FAILED"): \(created) created (\(notCreated) not), \(received.count) received, "
+          + "\(distinct) distinct run ids, \(ackedTrue) acked (\(ackedFalse) acked=false), \(errors.count) errors, queues \(leftovers.isEmpty ? "empty" : "NOT empty")")
+    for error in errors.prefix(10) { print("  error: \(error)") }
+    for leftover in leftovers { print("  left: \(leftover)") }
+    if !ok { exit(1) }
+}
+
+try await main()
