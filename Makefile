@@ -41,7 +41,7 @@ test-swift:
 	  if grep -E '^/.*(Sources|Tests|clients)/.*warning:' .build-warnings.log; then echo "compiler warnings are errors here"; rm -f .build-warnings.log; exit 1; fi; \
 	  rm -f .build-warnings.log
 	@$(SERVICE_ENV); export RUNQUEUE_TEST_REDIS_URL=$$RUNQUEUE_REDIS_URL RUNQUEUE_TEST_DATABASE_URL=$$RUNQUEUE_DATABASE_URL; \
-	  swift test --skip-build 2>&1 | grep -vE '^(◇|􀟈)' ; exit $${PIPESTATUS[0]}
+	  timeout --kill-after=30 1200 swift test --skip-build 2>&1 | grep -vE '^(◇|􀟈)' ; exit $${PIPESTATUS[0]}
 
 test-python: build
 	@$(SERVICE_ENV); cd clients/python && python3 -m pytest -q tests

@@ -8,10 +8,14 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "runqueued", targets: ["runqueued"]),
+        .executable(name: "runqueue", targets: ["runqueue"]),
+        .executable(name: "runqueue-load", targets: ["runqueue-load"]),
         .library(name: "RunQueueClient", targets: ["RunQueueClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // System libraries: module.modulemap + shim.h, one Swift importer each.
@@ -50,6 +54,23 @@ let package = Package(
             dependencies: ["RunQueueServer", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
+            name: "runqueue",
+            dependencies: [
+                "RunQueueClient", "RunQueueCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "clients/runqueue-cli"
+        ),
+        .executableTarget(
+            name: "runqueue-load",
+            dependencies: [
+                "RunQueueClient", "RunQueueCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "clients/runqueue-load"
+        ),
+        .executableTarget(
             name: "runqueue-bench-ping",
             dependencies: ["RunQueueClient", "RunQueueEncoding", "UVLoop"],
             path: "bench/ping"
@@ -75,6 +96,13 @@ let package = Package(
         .testTarget(
             name: "RunQueueStorageTests",
             dependencies: ["RunQueueStorage", "RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueEncoding", "UVLoop", "TestSupport"]
+        ),
+        .testTarget(
+            name: "RunQueueClientTests",
+            dependencies: [
+                "RunQueueClient", "RunQueueServer", "RunQueueCore", "RunQueueEncoding", "UVLoop", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "RunQueueServerTests",

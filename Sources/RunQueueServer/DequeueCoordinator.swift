@@ -44,6 +44,8 @@ final class DequeueCoordinator {
     private var housekeeping: LoopTimer?
     private var closed = false
     private var draining = false
+    /// Writes the outbox entries claims, lapses and releases append.
+    var applier: OutboxApplier?
 
     final class Waiter {
         let context: CallContext
@@ -199,6 +201,7 @@ final class DequeueCoordinator {
                     if collected.isEmpty { finish(.failure(error)) } else { finish(.success(collected)) }
                 case .success(let claim):
                     if let wake = claim.nextWakeMs { noteWake(shard: shard, at: wake) }
+                    if !claim.messages.isEmpty { applier?.kick(shard) }
                     collected.append(contentsOf: claim.messages)
                     if claim.messages.count < share {
                         emptyHint[workerQueue, default: []].insert(shard)

@@ -38,7 +38,8 @@ final class MethodRouter {
         case .queueStats(let request): withEngine(context) { $0.queueStats(request, context) }
         case .setConcurrencyLimit(let request): withEngine(context) { $0.setConcurrencyLimit(request, context) }
         case .redrive(let request): withEngine(context) { $0.redrive(request, context) }
-        case .getRun, .subscribeExpiry:
+        case .getRun(let request): withEngine(context) { $0.getRun(request, context) }
+        case .subscribeExpiry:
             context.fail(.unimplemented, "\(call.methodName) is not implemented by this server yet")
         }
     }
@@ -59,5 +60,6 @@ final class MethodRouter {
     /// Releases what the handlers hold (timers, waiting calls).
     func close() {
         engine?.dequeue.close()
+        engine?.applier.close()
     }
 }

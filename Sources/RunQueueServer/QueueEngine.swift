@@ -1,26 +1,45 @@
-// QueueEngine: the protocol's queue methods on top of QueueStore.
+// QueueEngine: the protocol's queue methods on top of QueueStore (Redis, the
+// live state machine) and RunRecords (PostgreSQL, the durable record).
 //
-// Each handler validates its request completely before touching Redis (bad
-// input answers INVALID_ARGUMENT naming the field and changes nothing), then
-// runs one script per shard and maps the outcome to the wire. Dequeue and its
-// long poll live in DequeueCoordinator. Loop thread only.
+// Each handler validates its request completely before touching a store (bad
+// input answers INVALID_ARGUMENT naming the field and changes nothing).
+// Creation goes to PostgreSQL first (Enqueue, EnqueueBatch, Redrive), then
+// to Redis if absent; every later change is one script whose outbox entry
+// the OutboxApplier writes to PostgreSQL; Ack and Nack answer once theirs is
+// applied. Dequeue and its long poll live in DequeueCoordinator. Loop thread only.
 import RunQueueCore
 import RunQueueExpiry
 import RunQueueStorage
 
 final class QueueEngine {
     let store: QueueStore
+    let records: RunRecords
+    let applier: OutboxApplier
     let clock: ServiceClock
     let expiry: ExpiryPolicy
     let dequeue: DequeueCoordinator
     let config: ServerConfig
+    /// True once PostgreSQL is connected, migrated and agrees on the shard count.
+    let recordsReady: () -> Bool
 
-    init(store: QueueStore, clock: ServiceClock, config: ServerConfig, dequeue: DequeueCoordinator) {
+    init(store: QueueStore, records: RunRecords, applier: OutboxApplier, clock: ServiceClock, config: ServerConfig,
+         dequeue: DequeueCoordinator, recordsReady: @escaping () -> Bool) {
         self.store = store
+        self.records = records
+        self.applier = applier
         self.clock = clock
         self.config = config
         expiry = ExpiryPolicy(defaultMaxTTLMs: config.defaultMaxTTLMs)
         self.dequeue = dequeue
+        self.recordsReady = recordsReady
+    }
+
+    static let notQueuedYet = "recorded, not yet queued; retry with the same run_id"
+
+    private func requireRecords(_ context: CallContext) -> Bool {
+        if recordsReady() { return true }
+        context.fail(.unavailable, "PostgreSQL is not ready (connecting or migrating); nothing was written; retry")
+        return false
     }
 
     // MARK: Enqueue
@@ -49,21 +68,74 @@ final class QueueEngine {
         init(_ message: String) { self.message = message }
     }
 
+    /// The creation path shared by Enqueue and EnqueueBatch: rows first (one
+    /// group commit), then the runs PostgreSQL shows QUEUED are added to Redis
+    /// if absent. One outcome per item, in order.
+    private enum Admission {
+        case created(expiresAtMs: Int64)
+        case existed(expiresAtMs: Int64)
+        case failed(StatusCode, String)
+    }
+
+    private func admit(_ items: [QueueStore.EnqueueItem], now: Int64, _ completion: @escaping ([Admission]) -> Void) {
+        let newRuns = items.map { RunRecords.NewRun(run: $0.run, expiresAtMs: $0.expiresAtMs, createdAtMs: now) }
+        records.create(newRuns) { [self] outcomes in
+            var admissions = [Admission](repeating: .failed(.internal, "not answered"), count: items.count)
+            var toQueue: [(index: Int, item: QueueStore.EnqueueItem, created: Bool)] = []
+            for (index, outcome) in outcomes.enumerated() {
+                switch outcome {
+                case .failure(let error):
+                    admissions[index] = .failed(error.code, error.message)
+                case .success(.created):
+                    toQueue.append((index, items[index], true))
+                case .success(.exists(let stored)):
+                    let run = items[index].run
+                    let record = stored.record
+                    guard record.orgID == run.orgID && record.projectID == run.projectID && record.environmentID == run.environmentID else {
+                        admissions[index] = .failed(.alreadyExists, "run_id already exists")
+                        continue
+                    }
+                    if record.status == .queued {
+                        // Recorded earlier but perhaps never queued: add it back if absent.
+                        let item = QueueStore.EnqueueItem(run: stored.descriptor, expiresAtMs: record.expiresAtMs > 0 ? record.expiresAtMs : nil)
+                        toQueue.append((index, item, false))
+                    } else {
+                        admissions[index] = .existed(expiresAtMs: record.expiresAtMs)
+                    }
+                }
+            }
+            guard !toQueue.isEmpty else { completion(admissions); return }
+            store.enqueue(toQueue.map(\.item), now: now) { [dequeue] results in
+                for (entry, result) in zip(toQueue, results) {
+                    let expires = entry.item.expiresAtMs ?? 0
+                    switch result {
+                    case .success(let added):
+                        if added { dequeue.runsAdded(workerQueue: entry.item.run.workerQueue, environmentID: entry.item.run.environmentID) }
+                        admissions[entry.index] = entry.created ? .created(expiresAtMs: expires) : .existed(expiresAtMs: expires)
+                    case .failure(let error) where error.code == .unavailable:
+                        admissions[entry.index] = .failed(.unavailable, Self.notQueuedYet)
+                    case .failure(let error):
+                        admissions[entry.index] = .failed(error.code, error.message)
+                    }
+                }
+                completion(admissions)
+            }
+        }
+    }
+
     func enqueue(_ request: EnqueueRequest, _ context: CallContext) {
         let now = clock.nowMs()
         switch prepare(request.run, now: now) {
         case .failure(let failure):
             context.fail(.invalidArgument, failure.message)
         case .success(let item):
-            store.enqueue([item], now: now) { [dequeue] results in
-                switch results.first {
-                case .success(let created)?:
-                    if created { dequeue.runsAdded(workerQueue: item.run.workerQueue, environmentID: item.run.environmentID) }
-                    context.reply(.enqueue(EnqueueResponse(created: created, expiresAtMs: created ? item.expiresAtMs ?? 0 : 0)))
-                case .failure(let error)?:
-                    context.fail(error.code, error.message)
-                case nil:
-                    context.fail(.internal, "enqueue produced no result")
+            guard requireRecords(context) else { return }
+            admit([item], now: now) { admissions in
+                switch admissions.first {
+                case .created(let expires)?: context.reply(.enqueue(EnqueueResponse(created: true, expiresAtMs: expires)))
+                case .existed(let expires)?: context.reply(.enqueue(EnqueueResponse(created: false, expiresAtMs: expires)))
+                case .failed(let code, let message)?: context.fail(code, message)
+                case nil: context.fail(.internal, "enqueue produced no result")
                 }
             }
         }
@@ -74,6 +146,7 @@ final class QueueEngine {
             context.fail(.invalidArgument, "runs must hold 1..1000 runs, got \(request.runs.count)")
             return
         }
+        guard requireRecords(context) else { return }
         let now = clock.nowMs()
         var results = [EnqueueResult](repeating: EnqueueResult(), count: request.runs.count)
         var items: [QueueStore.EnqueueItem] = []
@@ -81,6 +154,7 @@ final class QueueEngine {
         // The first occurrence of a run id in the batch decides; a repeat with
         // the same identity answers created=false, with another identity ALREADY_EXISTS.
         var firstByID: [String: RunDescriptor] = [:]
+        var repeats: [(index: Int, of: Int)] = []
         for (index, run) in request.runs.enumerated() {
             switch prepare(run, now: now) {
             case .failure(let failure):
@@ -88,7 +162,7 @@ final class QueueEngine {
             case .success(let item):
                 if let first = firstByID[run.runID] {
                     if first.orgID == run.orgID && first.projectID == run.projectID && first.environmentID == run.environmentID {
-                        results[index] = EnqueueResult(status: .ok, created: false, expiresAtMs: 0)
+                        repeats.append((index, items.firstIndex { $0.run.runID == run.runID } ?? 0))
                     } else {
                         results[index].status = Status(.alreadyExists, "runs[\(index)]: run_id already exists")
                     }
@@ -103,16 +177,21 @@ final class QueueEngine {
             context.reply(.enqueueBatch(EnqueueBatchResponse(results: results)))
             return
         }
-        store.enqueue(items, now: now) { [dequeue] stored in
-            for (offset, outcome) in stored.enumerated() {
+        admit(items, now: now) { admissions in
+            for (offset, admission) in admissions.enumerated() {
                 let index = itemSlots[offset]
-                switch outcome {
-                case .success(let created):
-                    if created { dequeue.runsAdded(workerQueue: items[offset].run.workerQueue, environmentID: items[offset].run.environmentID) }
-                    results[index] = EnqueueResult(status: .ok, created: created,
-                                                   expiresAtMs: created ? items[offset].expiresAtMs ?? 0 : 0)
-                case .failure(let error):
-                    results[index].status = Status(error.code, error.message)
+                switch admission {
+                case .created(let expires): results[index] = EnqueueResult(status: .ok, created: true, expiresAtMs: expires)
+                case .existed(let expires): results[index] = EnqueueResult(status: .ok, created: false, expiresAtMs: expires)
+                case .failed(let code, let message): results[index].status = Status(code, "runs[\(index)]: \(message)")
+                }
+            }
+            for (index, of) in repeats {
+                switch admissions[of] {
+                case .created(let expires), .existed(let expires):
+                    results[index] = EnqueueResult(status: .ok, created: false, expiresAtMs: expires)
+                case .failed(let code, let message):
+                    results[index].status = Status(code, "runs[\(index)]: \(message)")
                 }
             }
             context.reply(.enqueueBatch(EnqueueBatchResponse(results: results)))
@@ -138,11 +217,18 @@ final class QueueEngine {
 
     func ack(_ request: AckRequest, _ context: CallContext) {
         guard validateRun(request.runID, request.environmentID, context) else { return }
-        store.ack(runID: request.runID, environmentID: request.environmentID, fence: request.attempt, now: clock.nowMs()) { [dequeue] result in
+        let shard = store.shards.shard(forEnvironment: request.environmentID)
+        store.ack(runID: request.runID, environmentID: request.environmentID, fence: request.attempt, now: clock.nowMs()) { [dequeue, applier] result in
             switch result {
-            case .success(.done):
-                dequeue.slotFreed(environmentID: request.environmentID)
-                context.reply(.ack(AckResponse(acked: true)))
+            case .success(.done(let ack)):
+                if !ack.alreadyCompleted { dequeue.slotFreed(environmentID: request.environmentID) }
+                applier.waitApplied(shard: shard, entryID: ack.entryID) { applied in
+                    if applied {
+                        context.reply(.ack(AckResponse(acked: true)))
+                    } else {
+                        context.fail(.unavailable, "the ack is done in Redis but PostgreSQL has not recorded it yet; retry with the same attempt")
+                    }
+                }
             case .success(.notInFlight):
                 context.reply(.ack(AckResponse(acked: false)))
             case .success(.fenceMismatch(let current)):
@@ -159,14 +245,21 @@ final class QueueEngine {
             context.fail(.invalidArgument, "retry_at_ms must be 0 (backoff) or a time in ms, got \(request.retryAtMs)")
             return
         }
+        let shard = store.shards.shard(forEnvironment: request.environmentID)
         store.nack(runID: request.runID, environmentID: request.environmentID, fence: request.attempt,
                    retryAtMs: request.retryAtMs, keepAttempt: request.keepAttempt, now: clock.nowMs(),
-                   random: Double.random(in: 0..<1)) { [dequeue] result in
+                   random: Double.random(in: 0..<1)) { [dequeue, applier] result in
             switch result {
             case .success(.done(let outcome)):
                 dequeue.slotFreed(environmentID: request.environmentID)
-                context.reply(.nack(NackResponse(requeued: !outcome.deadLettered, attempt: outcome.attempt,
-                                                 deadLettered: outcome.deadLettered)))
+                applier.waitApplied(shard: shard, entryID: outcome.entryID) { applied in
+                    if applied {
+                        context.reply(.nack(NackResponse(requeued: !outcome.deadLettered, attempt: outcome.attempt,
+                                                         deadLettered: outcome.deadLettered)))
+                    } else {
+                        context.fail(.unavailable, "the nack is done in Redis but PostgreSQL has not recorded it yet")
+                    }
+                }
             case .success(.notInFlight):
                 context.reply(.nack(NackResponse(requeued: false, attempt: 0, deadLettered: false)))
             case .success(.fenceMismatch(let current)):
@@ -209,14 +302,55 @@ final class QueueEngine {
 
     func readMessage(_ request: ReadMessageRequest, _ context: CallContext) {
         guard validateRun(request.runID, request.environmentID, context) else { return }
-        store.read(runID: request.runID, environmentID: request.environmentID, now: clock.nowMs()) { result in
+        store.read(runID: request.runID, environmentID: request.environmentID, now: clock.nowMs()) { [self] result in
             switch result {
             case .success(let found?):
                 context.reply(.readMessage(ReadMessageResponse(message: found.message, source: found.source)))
             case .success(nil):
-                context.fail(.notFound, "run \(request.runID) is not queued or in flight in environment \(request.environmentID)")
+                self.readFromRecord(request, context)
             case .failure(let error):
                 context.fail(error.code, error.message)
+            }
+        }
+    }
+
+    /// The run data fallback: Redis has no message for the run; the row
+    /// rebuilds it, with exactly the queue (and concurrency key) it was
+    /// enqueued on. Finished runs are not messages any more.
+    private func readFromRecord(_ request: ReadMessageRequest, _ context: CallContext) {
+        let notFound = "run \(request.runID) is not queued or in flight in environment \(request.environmentID)"
+        guard recordsReady() else { context.fail(.notFound, notFound); return }
+        records.get(runID: request.runID) { result in
+            switch result {
+            case .success(let stored?) where stored.record.environmentID == request.environmentID
+                && (stored.record.status == .queued || stored.record.status == .dequeued):
+                let r = stored.record
+                let message = RunMessage(runID: r.runID, orgID: r.orgID, projectID: r.projectID, environmentID: r.environmentID,
+                                         environmentType: r.environmentType, queue: r.queue, concurrencyKey: r.concurrencyKey,
+                                         taskIdentifier: r.taskIdentifier, workerQueue: r.workerQueue,
+                                         timestampMs: r.timestampMs, attempt: r.attempt, leaseExpiresAtMs: 0)
+                context.reply(.readMessage(ReadMessageResponse(message: message, source: .postgres)))
+            case .success:
+                context.fail(.notFound, notFound)
+            case .failure(let error):
+                context.fail(error.code, error.message)
+            }
+        }
+    }
+
+    func getRun(_ request: GetRunRequest, _ context: CallContext) {
+        do {
+            try Validation.identifier(request.runID, field: "run_id")
+        } catch {
+            context.fail(.invalidArgument, error.message)
+            return
+        }
+        guard requireRecords(context) else { return }
+        records.get(runID: request.runID) { result in
+            switch result {
+            case .success(let stored?): context.reply(.getRun(GetRunResponse(run: stored.record)))
+            case .success(nil): context.fail(.notFound, "run \(request.runID) does not exist")
+            case .failure(let error): context.fail(error.code, error.message)
             }
         }
     }
@@ -269,28 +403,52 @@ final class QueueEngine {
             context.fail(.invalidArgument, "one of limit or clear is required")
             return
         }
-        store.setLimit(environmentID: request.environmentID, queue: request.queue, change: change) { [dequeue] result in
-            switch result {
-            case .success:
-                dequeue.slotFreed(environmentID: request.environmentID)
-                context.reply(.setConcurrencyLimit(SetConcurrencyLimitResponse()))
-            case .failure(let error):
+        guard requireRecords(context) else { return }
+        let stored: (limit: UInt32?, burst: Double?)
+        switch change {
+        case .set(let limit, let burst): stored = (limit, burst > 0 ? burst : nil)
+        case .clear: stored = (nil, nil)
+        }
+        records.setLimit(environmentID: request.environmentID, queue: request.queue, limit: stored.limit,
+                         burstFactor: stored.burst, now: clock.nowMs()) { [store, dequeue] recorded in
+            if case .failure(let error) = recorded {
                 context.fail(error.code, error.message)
+                return
+            }
+            store.setLimit(environmentID: request.environmentID, queue: request.queue, change: change) { result in
+                switch result {
+                case .success:
+                    dequeue.slotFreed(environmentID: request.environmentID)
+                    context.reply(.setConcurrencyLimit(SetConcurrencyLimitResponse()))
+                case .failure(let error):
+                    context.fail(error.code, "the limit is stored but Redis did not take it (\(error.message)); retry")
+                }
             }
         }
     }
 
     func redrive(_ request: RedriveRequest, _ context: CallContext) {
-        guard validateRun(request.runID, request.environmentID, context) else { return }
-        store.redrive(runID: request.runID, environmentID: request.environmentID, now: clock.nowMs()) { [dequeue] result in
+        guard validateRun(request.runID, request.environmentID, context), requireRecords(context) else { return }
+        let now = clock.nowMs()
+        records.redrive(runID: request.runID, environmentID: request.environmentID, now: now) { [store, dequeue] result in
             switch result {
-            case .success(true):
-                dequeue.slotFreed(environmentID: request.environmentID)
-                context.reply(.redrive(RedriveResponse(requeued: true)))
-            case .success(false):
-                context.fail(.failedPrecondition, "run \(request.runID) is not dead-lettered in environment \(request.environmentID)")
             case .failure(let error):
                 context.fail(error.code, error.message)
+            case .success(nil):
+                context.fail(.failedPrecondition, "run \(request.runID) is not dead-lettered in environment \(request.environmentID)")
+            case .success(let stored?):
+                let item = QueueStore.EnqueueItem(run: stored.descriptor, expiresAtMs: nil)
+                store.enqueue([item], now: now, redrive: true) { results in
+                    switch results.first {
+                    case .success?:
+                        dequeue.runsAdded(workerQueue: item.run.workerQueue, environmentID: item.run.environmentID)
+                        context.reply(.redrive(RedriveResponse(requeued: true)))
+                    case .failure(let error)?:
+                        context.fail(.unavailable, "\(Self.notQueuedYet) (\(error.message))")
+                    case nil:
+                        context.fail(.internal, "redrive produced no result")
+                    }
+                }
             }
         }
     }

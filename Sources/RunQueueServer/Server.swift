@@ -14,6 +14,17 @@ public final class Server: Sendable {
         core = ServerCore(loop: loop, config: config, logger: logger)
     }
 
+    /// A server dropped without `stop()` still shuts down gracefully: the
+    /// shutdown job keeps the core alive until everything it owns has closed
+    /// (the loop thread itself stays, parked, for the rest of the process).
+    deinit {
+        let core = self.core
+        loop.execute {
+            core.beginShutdown()
+            core.onStoppedOrNow { _ = core }
+        }
+    }
+
     /// Binds the listener; returns the bound port (useful with port 0).
     public func start(handleSignals: Bool = false) async throws -> UInt16 {
         let core = self.core

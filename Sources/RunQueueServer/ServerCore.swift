@@ -75,9 +75,13 @@ final class ServerCore {
         let store = QueueStore(redis: stores.redis, shards: ShardMap(shardCount: config.shardCount), config: config.queue)
         let dequeue = DequeueCoordinator(loop: loop, store: store, clock: clock, logger: logger,
                                          maxFrameBytes: config.maxFrameBytes, housekeepingMs: config.housekeepingIntervalMs)
+        let records = RunRecords(loop: loop, writer: stores.postgres, reader: stores.postgresReader)
+        let applier = OutboxApplier(loop: loop, store: store, records: records, logger: logger)
+        dequeue.applier = applier
         stores.onAnnouncement = { payload in dequeue.announcement(payload) }
         stores.onWakeReconnect = { dequeue.forgetHints() }
-        router.engine = QueueEngine(store: store, clock: clock, config: config, dequeue: dequeue)
+        router.engine = QueueEngine(store: store, records: records, applier: applier, clock: clock, config: config,
+                                    dequeue: dequeue, recordsReady: { [unowned stores] in stores.postgresReady })
         stores.start()
         clock.start(loop: loop, redis: stores.redis)
         self.stores = stores

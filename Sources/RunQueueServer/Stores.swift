@@ -19,6 +19,8 @@ final class Stores {
     let redis: RedisConnection
     let wake: RedisSubscriber
     let postgres: PostgresConnection
+    /// Reads (GetRun, the run data fallback) never wait behind writes.
+    let postgresReader: PostgresConnection
     private let logger: Logger
     private let shardCount: Int
     private let migrator: Migrator?
@@ -33,6 +35,7 @@ final class Stores {
         redis = RedisConnection(loop: loop, config: redisConfig)
         wake = RedisSubscriber(loop: loop, config: redisConfig, channels: [QueueConfigChannel.wake])
         postgres = try PostgresConnection(loop: loop, url: config.databaseURL)
+        postgresReader = try PostgresConnection(loop: loop, url: config.databaseURL)
         self.logger = logger
         shardCount = config.shardCount
         self.onFatal = onFatal
@@ -74,6 +77,7 @@ final class Stores {
         redis.connect()
         wake.connect()
         postgres.connect()
+        postgresReader.connect()
     }
 
     private func checkRedisShardCount() {
@@ -125,6 +129,7 @@ final class Stores {
         redis.close()
         wake.close()
         postgres.close()
+        postgresReader.close()
     }
 }
 

@@ -71,7 +71,6 @@ enum ClaimDecoder {
         case .inFlight: timestamp = score
         case .due: timestamp = sideValue.timestampMs ?? (score + sideValue.priorityMs)
         case .delayed: timestamp = sideValue.timestampMs ?? score
-        case .deadLettered: timestamp = sideValue.timestampMs ?? 0
         }
         let lease = state == .inFlight ? (p[5].int ?? 0) : 0
         let (message, source) = try runMessage(runID: runID, laneID: laneID, laneRecord: record, timestampMs: timestamp,

@@ -12,7 +12,8 @@ public struct QueueScripts: Sendable {
     public let heartbeat: RedisScript
     public let release: RedisScript
     public let lapse: RedisScript
-    public let redrive: RedisScript
+    public let outboxDone: RedisScript
+    public let pause: RedisScript
     public let limits: RedisScript
     public let stats: RedisScript
     public let read: RedisScript
@@ -20,7 +21,7 @@ public struct QueueScripts: Sendable {
     /// Every script by name, for tests that run them all (e.g. on a cluster node).
     public var all: [String: RedisScript] {
         ["enqueue": enqueue, "claim": claim, "ack": ack, "nack": nack, "heartbeat": heartbeat, "release": release,
-         "lapse": lapse, "redrive": redrive, "limits": limits, "stats": stats, "read": read]
+         "lapse": lapse, "outbox_done": outboxDone, "pause": pause, "limits": limits, "stats": stats, "read": read]
     }
 
     public static let shared: QueueScripts = {
@@ -42,7 +43,8 @@ public struct QueueScripts: Sendable {
         heartbeat = try load("heartbeat")
         release = try load("release")
         lapse = try load("lapse")
-        redrive = try load("redrive")
+        outboxDone = try load("outbox_done")
+        pause = try load("pause")
         limits = try load("limits")
         stats = try load("stats")
         read = try load("read")

@@ -54,7 +54,7 @@ public final class QueueStore: @unchecked Sendable {
 
     /// Adds runs, grouped into one script call per shard. The completion gets
     /// one result per item, in order: true = added, false = already present.
-    public func enqueue(_ items: [EnqueueItem], now: Int64,
+    public func enqueue(_ items: [EnqueueItem], now: Int64, redrive: Bool = false,
                         _ completion: @escaping ([Result<Bool, QueueStoreError>]) -> Void) {
         var byShard: [Int: [Int]] = [:]
         for (index, item) in items.enumerated() {
@@ -65,8 +65,8 @@ public final class QueueStore: @unchecked Sendable {
         if pending == 0 { completion([]); return }
         for (shard, indexes) in byShard {
             let tag = self.tag(shard: shard)
-            var args: [[UInt8]] = [Array(tag.utf8), Array(String(now).utf8)]
-            args.reserveCapacity(2 + indexes.count * 8)
+            var args: [[UInt8]] = [Array(tag.utf8), Array(String(now).utf8), Array((redrive ? "redrive" : "").utf8)]
+            args.reserveCapacity(3 + indexes.count * 8)
             for index in indexes { appendEnqueueArgs(items[index], to: &args) }
             redis.evalScript(scripts.enqueue, keys: [Array((tag + ":due").utf8), Array((tag + ":inflight").utf8)], args: args) { result in
                 switch result {
@@ -175,6 +175,15 @@ public final class QueueStore: @unchecked Sendable {
         case fenceMismatch(currentAttempt: UInt32)
     }
 
+    /// What an ack did: completed the run now, or found it completed and
+    /// still finishing (a retry); either way `entryID` is the outbox entry
+    /// PostgreSQL must apply before the answer.
+    public struct AckResult: Sendable, Equatable {
+        public var entryID: String
+        public var attempt: UInt32?
+        public var alreadyCompleted: Bool
+    }
+
     private func fenced(_ script: RedisScript, runID: String, environmentID: String, fence: UInt32?, now: Int64,
                         extra: [String], doing: String,
                         _ completion: @escaping (Result<FencedOutcome<[RedisValue]>, QueueStoreError>) -> Void) {
@@ -185,6 +194,7 @@ public final class QueueStore: @unchecked Sendable {
             case .success(.array(let parts)) where !parts.isEmpty:
                 switch parts[0].int {
                 case 1: completion(.success(.done(Array(parts.dropFirst()))))
+                case 2: completion(.success(.done(parts)))
                 case 0: completion(.success(.notInFlight))
                 case -1: completion(.success(.fenceMismatch(currentAttempt: UInt32(parts.count > 1 ? parts[1].int ?? 0 : 0))))
                 default: completion(.failure(QueueStoreError(.internal, "\(doing) script answered \(parts)")))
@@ -198,13 +208,19 @@ public final class QueueStore: @unchecked Sendable {
     }
 
     public func ack(runID: String, environmentID: String, fence: UInt32?, now: Int64,
-                    _ completion: @escaping (Result<FencedOutcome<Void>, QueueStoreError>) -> Void) {
+                    _ completion: @escaping (Result<FencedOutcome<AckResult>, QueueStoreError>) -> Void) {
         fenced(scripts.ack, runID: runID, environmentID: environmentID, fence: fence, now: now, extra: [], doing: "ack") { result in
             completion(result.map { outcome in
                 switch outcome {
-                case .done: .done(())
-                case .notInFlight: .notInFlight
-                case .fenceMismatch(let attempt): .fenceMismatch(currentAttempt: attempt)
+                case .done(let parts) where parts.count == 3 && parts[0].int == 2:
+                    // A retry of an ack whose entry is still finishing.
+                    let attempt = UInt32(parts[1].int ?? 0)
+                    if let fence, fence != attempt { return .fenceMismatch(currentAttempt: attempt) }
+                    return .done(AckResult(entryID: parts[2].string ?? "", attempt: attempt, alreadyCompleted: true))
+                case .done(let parts):
+                    return .done(AckResult(entryID: parts.first?.string ?? "", attempt: fence, alreadyCompleted: false))
+                case .notInFlight: return .notInFlight
+                case .fenceMismatch(let attempt): return .fenceMismatch(currentAttempt: attempt)
                 }
             })
         }
@@ -213,10 +229,13 @@ public final class QueueStore: @unchecked Sendable {
     public struct NackResult: Sendable, Equatable {
         public var attempt: UInt32
         public var deadLettered: Bool
+        /// The outbox entry PostgreSQL must apply before the answer.
+        public var entryID: String
 
-        public init(attempt: UInt32, deadLettered: Bool) {
+        public init(attempt: UInt32, deadLettered: Bool, entryID: String = "") {
             self.attempt = attempt
             self.deadLettered = deadLettered
+            self.entryID = entryID
         }
     }
 
@@ -230,7 +249,8 @@ public final class QueueStore: @unchecked Sendable {
             completion(result.map { outcome in
                 switch outcome {
                 case .done(let parts):
-                    .done(NackResult(attempt: UInt32(parts.first?.int ?? 0), deadLettered: parts.count > 1 && parts[1].int == 1))
+                    .done(NackResult(attempt: UInt32(parts.first?.int ?? 0), deadLettered: parts.count > 1 && parts[1].int == 1,
+                                     entryID: parts.count > 2 ? parts[2].string ?? "" : ""))
                 case .notInFlight: .notInFlight
                 case .fenceMismatch(let attempt): .fenceMismatch(currentAttempt: attempt)
                 }
@@ -253,14 +273,6 @@ public final class QueueStore: @unchecked Sendable {
     }
 
     // MARK: redrive / limits / stats / read
-
-    /// true: requeued; false: not dead-lettered.
-    public func redrive(runID: String, environmentID: String, now: Int64, _ completion: @escaping (Result<Bool, QueueStoreError>) -> Void) {
-        let tag = tag(forEnvironment: environmentID)
-        redis.evalScript(scripts.redrive, keys: [tag + ":dead"], args: [tag, runID, environmentID, String(now)]) { result in
-            completion(result.map { $0.array?.first?.int == 1 }.mapError { Self.map($0, doing: "redrive") })
-        }
-    }
 
     public enum LimitChange: Sendable, Equatable {
         case set(limit: UInt32, burstFactor: Double)
@@ -302,7 +314,7 @@ public final class QueueStore: @unchecked Sendable {
     }
 
     public enum RunState: String, Sendable {
-        case inFlight = "F", due = "R", delayed = "D", deadLettered = "X"
+        case inFlight = "F", due = "R", delayed = "D"
     }
 
     public struct FoundRun: Sendable {

@@ -23,10 +23,11 @@ import UVLoop
 
     static func isReady(_ client: RunQueueConnection) async -> Bool {
         do {
-            _ = try await client.call(.queueStats(QueueStatsRequest(environmentID: "probe")))
+            _ = try await client.call(.getRun(GetRunRequest(runID: "readiness-probe")))
             return true
         } catch {
-            return false
+            // NOT_FOUND: Redis and PostgreSQL both answer.
+            return error.code == .notFound
         }
     }
 

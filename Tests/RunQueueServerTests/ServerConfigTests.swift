@@ -62,6 +62,9 @@ import UVLoop
         let process = Process()
         process.executableURL = Binaries.runqueued
         process.environment = ["RUNQUEUE_LISTEN": "127.0.0.1:\(port)", "RUNQUEUE_LOG_LEVEL": "error"]
+        // Not the test's own stdout: a child left behind must not hold the runner's pipe open.
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
         try process.run()
         var connected = false
         for _ in 0..<200 where !connected {

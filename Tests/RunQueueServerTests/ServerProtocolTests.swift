@@ -108,11 +108,11 @@ import UVLoop
         #expect(r.callID == 3)
         #expect(r.status.code == .unimplemented)
         // An engine method not built yet names itself.
-        try socket.send(request(4, .getRun(GetRunRequest(runID: "run_1"))))
+        try socket.send(request(4, .subscribeExpiry(SubscribeExpiryRequest())))
         let later = try response(socket)
         #expect(later.callID == 4)
         #expect(later.status.code == .unimplemented)
-        #expect(later.status.message.contains("GetRun"))
+        #expect(later.status.message.contains("SubscribeExpiry"))
         #expect(await test.server.stop() == 0)
     }
 

@@ -190,7 +190,7 @@ import Testing
         #expect(h.close() == 0)
     }
 
-    @Test func maxAttemptsDeadLettersAndRedriveRequeuesWithAttemptZero() async throws {
+    @Test func maxAttemptsDeadLettersTheRunOutOfRedisUntilRedriven() async throws {
         var config = QueueConfig()
         config.backoff = NackBackoff(maxAttempts: 3)
         let h = try await StoreHarness(config: config)
@@ -201,16 +201,43 @@ import Testing
             guard case .done(let n) = try await h.nack("a", retryAt: h.now) else { Issue.record("nack"); return }
             last = n
         }
-        #expect(last == QueueStore.NackResult(attempt: 3, deadLettered: true))
+        #expect(last.attempt == 3 && last.deadLettered)
         #expect(try await h.claim(count: 1).isEmpty)
         #expect(try await h.stats().length == 0)
-        #expect(try await h.read("a")?.state == .deadLettered)
-        #expect(try await h.redrive("a", env: "other") == false)
-        #expect(try await h.redrive("a") == true)
-        #expect(try await h.redrive("a") == false)
+        #expect(try await h.read("a") == nil)
+        let entries = try await h.outbox()
+        #expect(entries.last?.op == .deadLettered)
+        #expect(entries.last?.attempt == 3)
+        // Finishing until PostgreSQL has the dead letter: a plain enqueue does not revive it.
+        #expect(try await h.enqueue([h.run("a")]) == [false])
+        try await h.outboxDone(entries)
+        #expect(try await h.outbox().isEmpty)
+        // Redrive (PostgreSQL moved it back first) queues it with attempt 0.
+        #expect(try await h.redriveEnqueue([h.run("a")]) == [true])
         let back = try await h.claim(count: 1)
         #expect(h.names(back) == ["a"])
         #expect(back.first?.attempt == 0)
+        #expect(h.close() == 0)
+    }
+
+    @Test func everyChangeAfterCreationIsAnOutboxEntry() async throws {
+        let h = try await StoreHarness()
+        try await h.enqueue([h.run("a"), h.run("b")])
+        #expect(try await h.outbox().isEmpty)
+        _ = try await h.claim(count: 2)
+        guard case .done(let ack) = try await h.ack("a") else { Issue.record("ack"); return }
+        guard case .done = try await h.nack("b", retryAt: h.now) else { Issue.record("nack"); return }
+        let entries = try await h.outbox()
+        #expect(entries.map(\.op) == [.dequeued, .dequeued, .completed, .queued])
+        #expect(entries.map(\.runID) == [h.id("a"), h.id("b"), h.id("a"), h.id("b")])
+        #expect(entries[3].attempt == 1)
+        #expect(entries[2].id == ack.entryID)
+        #expect(zip(entries, entries.dropFirst()).allSatisfy { $0.sequence < $1.sequence })
+        // A retried ack while the completion is finishing answers like the first.
+        guard case .done(let retry) = try await h.ack("a", fence: 0) else { Issue.record("retried ack"); return }
+        #expect(retry.alreadyCompleted && retry.entryID == ack.entryID)
+        try await h.outboxDone(entries)
+        guard case .notInFlight = try await h.ack("a") else { Issue.record("ack after applied"); return }
         #expect(h.close() == 0)
     }
 

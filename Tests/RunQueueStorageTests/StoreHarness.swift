@@ -15,8 +15,11 @@ final class StoreHarness: @unchecked Sendable {
     /// The store's clock for the test: scripts take `now` as an argument.
     var now: Int64 = 1_800_000_000_000
 
-    init(config: QueueConfig = QueueConfig(), shardCount: Int = 16, redisURL: String = TestServices.redisURL) async throws {
-        let prefix = "t" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+    /// `prefix`: reuse another harness's keyspace (e.g. a second store with
+    /// another message format on the same queues); nil = a fresh one.
+    init(config: QueueConfig = QueueConfig(), shardCount: Int = 16, redisURL: String = TestServices.redisURL,
+         prefix: String? = nil) async throws {
+        let prefix = prefix ?? "t" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
         self.prefix = prefix
         var config = config
         // Each test gets its own keyspace: scripts apply lapses and
@@ -77,9 +80,9 @@ final class StoreHarness: @unchecked Sendable {
         return try result.get()
     }
 
-    func ack(_ runID: String, env: String = "env", fence: UInt32? = nil) async throws -> QueueStore.FencedOutcome<Void> {
+    func ack(_ runID: String, env: String = "env", fence: UInt32? = nil) async throws -> QueueStore.FencedOutcome<QueueStore.AckResult> {
         let (now, r, e) = (self.now, id(runID), id(env))
-        let result: Result<QueueStore.FencedOutcome<Void>, QueueStoreError> = await call { store, done in
+        let result: Result<QueueStore.FencedOutcome<QueueStore.AckResult>, QueueStoreError> = await call { store, done in
             store.ack(runID: r, environmentID: e, fence: fence, now: now) { done($0) }
         }
         return try result.get()
@@ -126,12 +129,31 @@ final class StoreHarness: @unchecked Sendable {
         try result.get()
     }
 
-    func redrive(_ runID: String, env: String = "env") async throws -> Bool {
-        let (now, r, e) = (self.now, id(runID), id(env))
-        let result: Result<Bool, QueueStoreError> = await call { store, done in
-            store.redrive(runID: r, environmentID: e, now: now) { done($0) }
+    /// The unapplied outbox entries of an environment's shard, oldest first.
+    func outbox(env: String = "env") async throws -> [OutboxEntry] {
+        let shard = store.shards.shard(forEnvironment: id(env))
+        let result: Result<[OutboxEntry], QueueStoreError> = await call { store, done in
+            store.readOutbox(shard: shard, count: 10_000) { done($0) }
         }
         return try result.get()
+    }
+
+    /// Plays the applier: marks entries applied (deletes them, clears marks).
+    func outboxDone(_ entries: [OutboxEntry], env: String = "env") async throws {
+        let shard = store.shards.shard(forEnvironment: id(env))
+        let result: Result<Void, QueueStoreError> = await call { store, done in
+            store.outboxDone(shard: shard, entries: entries) { done($0) }
+        }
+        try result.get()
+    }
+
+    /// Enqueue in redrive mode (PostgreSQL already moved the run back).
+    @discardableResult
+    func redriveEnqueue(_ runs: [RunDescriptor]) async throws -> [Bool] {
+        let now = self.now
+        let items = runs.map { QueueStore.EnqueueItem(run: $0, expiresAtMs: nil) }
+        let results: [Result<Bool, QueueStoreError>] = await call { store, done in store.enqueue(items, now: now, redrive: true) { done($0) } }
+        return try results.map { try $0.get() }
     }
 
     func release(_ runIDs: [String], env: String = "env") async throws -> Int {
@@ -142,6 +164,25 @@ final class StoreHarness: @unchecked Sendable {
             store.release(shard: shard, runIDs: ids, now: now) { done($0) }
         }
         return try result.get()
+    }
+
+    /// Applies due lease lapses on the shard of `env`; returns the shard's next wake time.
+    func lapse(env: String = "env") async throws -> Int64? {
+        let now = self.now
+        let shard = store.shards.shard(forEnvironment: id(env))
+        let result: Result<Int64?, QueueStoreError> = await call { store, done in
+            store.lapse(shard: shard, now: now) { done($0) }
+        }
+        return try result.get()
+    }
+
+    /// Pauses (or resumes) lease lapses on the shard of `env`.
+    func pauseLapses(env: String = "env", on: Bool, ttlMs: Int64 = 60_000) async throws {
+        let shard = store.shards.shard(forEnvironment: id(env))
+        let result: Result<Void, QueueStoreError> = await call { store, done in
+            store.pauseLapses(shard: shard, on: on, ttlMs: ttlMs) { done($0) }
+        }
+        try result.get()
     }
 
     /// Run ids without the test prefix.

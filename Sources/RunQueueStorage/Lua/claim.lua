@@ -2,7 +2,8 @@
 -- claim.lua: Dequeue's step on one shard. Applies due lapses, promotes runs
 -- that came due, then claims up to n due runs for worker queue W: fairly
 -- between environments, oldest first within one, within every concurrency
--- cap, each run leased and its slots taken, all in this one script.
+-- cap, each run leased, its slots taken and a D entry appended to the
+-- outbox, all in this one script.
 --
 -- KEYS[1]  T:wq:W
 -- KEYS[2]  T:due
@@ -103,6 +104,7 @@ local function take_env(E, want)
         redis.call('HSET', inflightKey, R,
           string.format('%d', attempt) .. SEP .. string.format('%d', deadline) .. SEP .. L .. SEP .. string.format('%d', timestamp))
         redis.call('ZADD', leasesKey, deadline, R)
+        outbox(tag, 'D', R, attempt, now)
         local li = laneIndex[L]
         if not li then
           laneList[#laneList + 1] = L

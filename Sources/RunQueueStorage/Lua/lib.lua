@@ -29,9 +29,13 @@
 --   T:ttlq     ZSET  L -> earliest TTL deadline in the lane (may lag low; readers recompute)
 --   T:inflight HASH  R -> attempt SEP lease deadline SEP L SEP timestamp
 --   T:leases   ZSET  R -> lease deadline ms
---   T:dead     HASH  R -> L US lane record US side US message (dead letters
---                    until PostgreSQL holds them; US = 0x1F, which no id, key,
---                    V2 JSON or V3 message contains)
+--   T:outbox   STREAM every change after creation, for PostgreSQL:
+--                    o = op (D dequeued, Q queued again, C completed,
+--                    X dead-lettered, E expired), r = run, a = attempt, t = ms
+--   T:fin      HASH  R -> op SEP attempt SEP entry id: runs that left the
+--                    queue (completed, dead-lettered, expired) whose entry
+--                    PostgreSQL has not applied yet ("finishing")
+--   T:pause    STRING present while lapses are paused (the outbox cannot drain)
 --
 -- V4 side value: attempt SEP timestamp SEP priority SEP task identifier, each
 -- empty when it equals the default (0, derived from the score, 0, the lane's
@@ -39,7 +43,6 @@
 -- sorted-set entries.
 
 local SEP = '\30'
-local US = '\31'
 
 -- Wake-ups: scripts announce on this channel what may have become claimable,
 -- so servers long-polling elsewhere look at once instead of polling:
@@ -90,6 +93,20 @@ local function k_env(tag, E, suffix) return tag .. ':e:' .. E .. ':' .. suffix e
 local function k_var(tag, V, suffix) return tag .. ':v:' .. V .. ':' .. suffix end
 local function k_wq(tag, W) return tag .. ':wq:' .. W end
 local function k_wqe(tag, W, E) return tag .. ':wq:' .. W .. ':e:' .. E end
+
+-- Appends a change to the shard's outbox; returns the entry id.
+local function outbox(tag, op, R, attempt, now)
+  return redis.call('XADD', tag .. ':outbox', '*', 'o', op, 'r', R, 'a', string.format('%d', attempt), 't', string.format('%d', now))
+end
+
+-- Marks a run that left the queue as finishing until its entry is applied.
+local function mark_finishing(tag, R, op, attempt, id)
+  redis.call('HSET', tag .. ':fin', R, op .. SEP .. string.format('%d', attempt) .. SEP .. id)
+end
+
+local function lapses_paused(tag)
+  return redis.call('EXISTS', tag .. ':pause') == 1
+end
 
 -- Side value <-> fields.
 local function side_parse(side)
@@ -247,24 +264,24 @@ local function forget_run(tag, L, R)
 end
 
 -- A failure (nack, lapse) or a release (keep): attempt + 1 unless keep;
--- dead-letters at maxAttempts; otherwise queues the run again, due at `due`,
--- ordered by its original timestamp. Returns newAttempt, deadLettered (0/1).
+-- dead-letters at maxAttempts (the run leaves Redis, finishing until its
+-- outbox entry is applied); otherwise queues the run again, due at `due`,
+-- ordered by its original timestamp. Returns newAttempt, deadLettered (0/1),
+-- outbox entry id.
 local function fail_run(tag, L, R, attempt, ts, keep, due, now, maxAttempts)
   local newAttempt = attempt
   if not keep then newAttempt = attempt + 1 end
   local x = k_lane(tag, L, 'x')
   local _, _, prio, task = side_parse(redis.call('HGET', x, R))
-  local side = side_build(newAttempt, ts, prio, task)
   if newAttempt >= maxAttempts then
-    local msg = redis.call('GET', tag .. ':msg:' .. R) or ''
-    local record = redis.call('HGET', k_lane(tag, L, 'm'), 'm') or ''
-    redis.call('HSET', tag .. ':dead', R, L .. US .. record .. US .. side .. US .. msg)
     forget_run(tag, L, R)
-    return newAttempt, 1
+    local id = outbox(tag, 'X', R, newAttempt, now)
+    mark_finishing(tag, R, 'X', newAttempt, id)
+    return newAttempt, 1, id
   end
-  redis.call('HSET', x, R, side)
+  redis.call('HSET', x, R, side_build(newAttempt, ts, prio, task))
   queue_run(tag, L, R, due, ts - prio, now)
-  return newAttempt, 0
+  return newAttempt, 0, outbox(tag, 'Q', R, newAttempt, now)
 end
 
 -- In-flight record.
@@ -292,8 +309,10 @@ local function lapse_run(tag, R, now, maxAttempts)
   fail_run(tag, L, R, attempt, ts, false, now, now, maxAttempts)
 end
 
--- Applies every lapse whose deadline passed, up to `limit`.
+-- Applies every lapse whose deadline passed, up to `limit` (none while
+-- lapses are paused: an outage must not burn attempts).
 local function lapse_due(tag, now, maxAttempts, limit)
+  if lapses_paused(tag) then return 0 end
   local due = redis.call('ZRANGEBYSCORE', tag .. ':leases', '-inf', now, 'LIMIT', 0, limit)
   for _, R in ipairs(due) do lapse_run(tag, R, now, maxAttempts) end
   return #due
@@ -307,7 +326,7 @@ local function inflight_checked(tag, R, E, now, maxAttempts)
   if not attempt then return nil end
   local e = lane_parts(L)
   if e ~= E then return nil end
-  if deadline <= now then
+  if deadline <= now and not lapses_paused(tag) then
     lapse_run(tag, R, now, maxAttempts)
     return nil
   end

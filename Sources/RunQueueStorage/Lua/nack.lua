@@ -19,7 +19,8 @@
 -- ARGV[12] r in [1, 2): the backoff's random factor
 --
 -- Backoff: delay = min(max, r x min x factor^(attempt - 1)).
--- Returns {1, attempt, dead (0/1)}; {0} not in flight; {-1, attempt} fence mismatch.
+-- Returns {1, attempt, dead (0/1), outbox entry id}; {0} not in flight;
+-- {-1, attempt} fence mismatch.
 local tag, R, E, fence = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, maxAttempts = tonumber(ARGV[5]), tonumber(ARGV[6])
 local retryAt, keep = tonumber(ARGV[7]), ARGV[8] == '1'
@@ -37,6 +38,6 @@ if due <= 0 then
 end
 inflight_drop(tag, R)
 release_slots(tag, L, R)
-local newAttempt, dead = fail_run(tag, L, R, attempt, ts, keep, due, now, maxAttempts)
+local newAttempt, dead, id = fail_run(tag, L, R, attempt, ts, keep, due, now, maxAttempts)
 flush_due(tag)
-return { 1, newAttempt, dead }
+return { 1, newAttempt, dead, id }

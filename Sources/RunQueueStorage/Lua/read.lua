@@ -1,7 +1,7 @@
 #!lua
--- read.lua: finds a run of environment E in this shard: in flight, queued
--- (due or not yet due) in one of E's lanes, or dead-lettered. A lease past
--- its deadline is lapsed first, so the answer never shows a dead lease.
+-- read.lua: finds a run of environment E in this shard: in flight, or
+-- queued (due or not yet due) in one of E's lanes. A lease past its deadline
+-- is lapsed first, so the answer never shows a dead lease.
 --
 -- KEYS[1]  T:inflight
 -- ARGV[1]  tag
@@ -13,7 +13,7 @@
 -- Returns {} when absent, else
 --   {state, L, lane record, score, attempt, lease deadline, side, message, TTL deadline or -1}
 -- state: "F" in flight (score = timestamp), "R" due (score = order score),
--- "D" not yet due (score = due time), "X" dead-lettered (score = 0).
+-- "D" not yet due (score = due time).
 local tag, R, E, now, maxAttempts = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local function record_of(L) return redis.call('HGET', k_lane(tag, L, 'm'), 'm') or '' end
 local function msg_of() return redis.call('GET', tag .. ':msg:' .. R) or '' end
@@ -30,14 +30,6 @@ for _, L in ipairs(redis.call('SMEMBERS', k_env(tag, E, 'lanes'))) do
     local a = side_parse(side)
     local ttl = redis.call('ZSCORE', k_lane(tag, L, 't'), R) or -1
     return { state, L, record_of(L), score, a, 0, side, msg_of(), ttl }
-  end
-end
-local dead = redis.call('HGET', tag .. ':dead', R)
-if dead then
-  local p = split(dead, US)
-  if lane_parts(p[1]) == E then
-    local a = side_parse(p[3])
-    return { 'X', p[1], p[2], 0, a, 0, p[3], p[4] or '', -1 }
   end
 end
 return {}

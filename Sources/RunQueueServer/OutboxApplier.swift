@@ -1,0 +1,171 @@
+// OutboxApplier: writes each shard's outbox to PostgreSQL.
+//
+// Every change after creation is appended by its Lua script to the shard's
+// outbox stream; the stream holds exactly the entries PostgreSQL has not
+// applied. A pass reads the oldest entries (up to `batch`), applies them in
+// one guarded UPDATE (RunRecords.apply), then deletes them and clears the
+// finishing marks they set (outbox_done.lua). Passes of one shard never
+// overlap on this server; any number of servers may run passes on the same
+// shard (entries of a dead server are simply picked up by the others' next
+// pass), because applying an entry twice changes nothing.
+//
+// Calls that must answer after PostgreSQL has their change (Ack, Nack) wait
+// for their entry: an entry is applied once a pass that started after it was
+// written has covered its position. The wait is bounded; past it the call
+// answers UNAVAILABLE while the Redis change stands and is applied later.
+//
+// While a shard's outbox cannot drain (PostgreSQL down), lease lapses on
+// that shard are paused (a self-expiring key the scripts check), so an
+// outage does not burn attempts.
+import Logging
+import RunQueueStorage
+import UVLoop
+
+final class OutboxApplier {
+    private let loop: EventLoop
+    private let store: QueueStore
+    private let records: RunRecords
+    private let logger: Logger
+    let waitBoundMs: UInt64
+    private let batch = 500
+    private var shards: [ShardState]
+    private var ticker: LoopTimer?
+    private var closed = false
+
+    private final class Waiter {
+        let sequence: Int64
+        let completion: (Bool) -> Void
+        var timer: LoopTimer?
+        init(sequence: Int64, completion: @escaping (Bool) -> Void) {
+            self.sequence = sequence
+            self.completion = completion
+        }
+    }
+
+    private final class ShardState {
+        var running = false
+        var again = false
+        var failing = false
+        var waiters: [Waiter] = []
+    }
+
+    init(loop: EventLoop, store: QueueStore, records: RunRecords, logger: Logger, waitBoundMs: UInt64 = 5000, tickMs: UInt64 = 1000) {
+        self.loop = loop
+        self.store = store
+        self.records = records
+        self.logger = logger
+        self.waitBoundMs = waitBoundMs
+        shards = (0..<store.shards.shardCount).map { _ in ShardState() }
+        let ticker = LoopTimer(loop: loop)
+        ticker.start(afterMs: tickMs, repeatMs: tickMs) { [unowned self] in
+            for shard in 0..<shards.count { kick(shard) }
+        }
+        self.ticker = ticker
+    }
+
+    /// Starts a pass on `shard` now (or right after the one running).
+    func kick(_ shard: Int) {
+        guard !closed else { return }
+        let state = shards[shard]
+        if state.running {
+            state.again = true
+            return
+        }
+        pass(shard)
+    }
+
+    /// Calls `completion(true)` once PostgreSQL has the entry, or
+    /// `completion(false)` after the wait bound.
+    func waitApplied(shard: Int, entryID: String, _ completion: @escaping (Bool) -> Void) {
+        let sequence = OutboxEntry.sequence(ofEntryID: entryID)
+        let waiter = Waiter(sequence: sequence, completion: completion)
+        let state = shards[shard]
+        state.waiters.append(waiter)
+        waiter.timer = loop.schedule(afterMs: waitBoundMs) { [unowned self] in
+            waiter.timer = nil
+            if let index = shards[shard].waiters.firstIndex(where: { $0 === waiter }) {
+                shards[shard].waiters.remove(at: index)
+                waiter.completion(false)
+            }
+        }
+        // A pass already running may have read past this entry's position
+        // before it was written: ask for another.
+        kick(shard)
+    }
+
+    private func pass(_ shard: Int) {
+        let state = shards[shard]
+        state.running = true
+        state.again = false
+        let covered = state.waiters
+        store.readOutbox(shard: shard, count: batch) { [unowned self] result in
+            switch result {
+            case .failure(let error):
+                finish(shard, failed: true, error: "\(error)")
+            case .success(let entries) where entries.isEmpty:
+                resolve(shard, covered, upTo: .max)
+                finish(shard, failed: false, error: nil)
+            case .success(let entries):
+                records.apply(entries) { [unowned self] applied in
+                    if case .failure(let error) = applied {
+                        finish(shard, failed: true, error: "\(error)")
+                        return
+                    }
+                    store.outboxDone(shard: shard, entries: entries) { [unowned self] _ in
+                        let upTo = entries.count < batch ? Int64.max : entries.map(\.sequence).max() ?? 0
+                        resolve(shard, covered, upTo: upTo)
+                        if entries.count == batch { state.again = true }
+                        finish(shard, failed: false, error: nil)
+                    }
+                }
+            }
+        }
+    }
+
+    private func resolve(_ shard: Int, _ covered: [Waiter], upTo: Int64) {
+        let state = shards[shard]
+        for waiter in covered where waiter.sequence <= upTo {
+            guard let index = state.waiters.firstIndex(where: { $0 === waiter }) else { continue }
+            state.waiters.remove(at: index)
+            waiter.timer?.close()
+            waiter.completion(true)
+        }
+    }
+
+    private func finish(_ shard: Int, failed: Bool, error: String?) {
+        let state = shards[shard]
+        state.running = false
+        if failed {
+            if !state.failing {
+                logger.warning("outbox cannot drain; pausing lease lapses", metadata: ["shard": "\(shard)", "error": "\(error ?? "")"])
+            }
+            state.failing = true
+            // Renewed on every failing pass; expires by itself if this server dies.
+            store.pauseLapses(shard: shard, on: true, ttlMs: 5000) { _ in }
+            if !state.waiters.isEmpty {
+                loop.schedule(afterMs: 200) { [weak self] in self?.kick(shard) }
+            }
+            return
+        }
+        if state.failing {
+            state.failing = false
+            logger.notice("outbox draining again; lease lapses resumed", metadata: ["shard": "\(shard)"])
+            store.pauseLapses(shard: shard, on: false, ttlMs: 0) { _ in }
+        }
+        if state.again && !closed { pass(shard) }
+    }
+
+    func close() {
+        closed = true
+        ticker?.close()
+        ticker = nil
+        for state in shards {
+            let waiters = state.waiters
+            state.waiters.removeAll()
+            for waiter in waiters {
+                waiter.timer?.close()
+                waiter.completion(false)
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+// The outbox side of QueueStore: reading a shard's unapplied entries,
+// acknowledging the applied ones, and pausing lapses while the outbox cannot
+// drain. See OutboxApplier for who calls these.
+import RedisDriver
+import RunQueueCore
+
+/// One change waiting for PostgreSQL.
+public struct OutboxEntry: Sendable, Equatable {
+    public enum Op: String, Sendable {
+        /// Dequeued (claimed) at `attempt`.
+        case dequeued = "D"
+        /// Back in the queue (nack, lapse, release) with `attempt`.
+        case queued = "Q"
+        case completed = "C"
+        case deadLettered = "X"
+        case expired = "E"
+    }
+
+    public var id: String
+    public var op: Op
+    public var runID: String
+    public var attempt: UInt32
+    public var timeMs: Int64
+
+    public init(id: String, op: Op, runID: String, attempt: UInt32, timeMs: Int64) {
+        self.id = id
+        self.op = op
+        self.runID = runID
+        self.attempt = attempt
+        self.timeMs = timeMs
+    }
+
+    /// The entry's position as one number (`ms * 10^6 + sequence`), which
+    /// orders entries of one shard; rows remember the last one applied.
+    public var sequence: Int64 { Self.sequence(ofEntryID: id) }
+
+    public static func sequence(ofEntryID id: String) -> Int64 {
+        let parts = id.split(separator: "-")
+        guard parts.count == 2, let ms = Int64(parts[0]), let n = Int64(parts[1]) else { return 0 }
+        return ms * 1_000_000 + min(n, 999_999)
+    }
+}
+
+extension QueueStore {
+    /// The oldest `count` entries of a shard's outbox (all unapplied).
+    public func readOutbox(shard: Int, count: Int, _ completion: @escaping (Result<[OutboxEntry], QueueStoreError>) -> Void) {
+        let key = tag(shard: shard) + ":outbox"
+        redis.send([Array("XRANGE".utf8), Array(key.utf8), Array("-".utf8), Array("+".utf8), Array("COUNT".utf8), Array(String(count).utf8)]) { result in
+            switch result {
+            case .failure(let error):
+                completion(.failure(Self.map(error, doing: "read the outbox")))
+            case .success(let value):
+                var entries: [OutboxEntry] = []
+                for item in value.array ?? [] {
+                    guard let pair = item.array, pair.count == 2, let id = pair[0].string, let fields = pair[1].array else { continue }
+                    var map: [String: String] = [:]
+                    for i in stride(from: 0, to: fields.count - 1, by: 2) {
+                        if let k = fields[i].string, let v = fields[i + 1].string { map[k] = v }
+                    }
+                    guard let opText = map["o"], let op = OutboxEntry.Op(rawValue: opText), let run = map["r"],
+                          let attempt = map["a"].flatMap(UInt32.init), let time = map["t"].flatMap(Int64.init) else { continue }
+                    entries.append(OutboxEntry(id: id, op: op, runID: run, attempt: attempt, timeMs: time))
+                }
+                completion(.success(entries))
+            }
+        }
+    }
+
+    /// PostgreSQL has these entries: delete them and clear their finishing marks.
+    public func outboxDone(shard: Int, entries: [OutboxEntry], _ completion: @escaping (Result<Void, QueueStoreError>) -> Void) {
+        guard !entries.isEmpty else { completion(.success(())); return }
+        let tag = tag(shard: shard)
+        var args = [tag]
+        for entry in entries {
+            args.append(entry.id)
+            args.append(entry.runID)
+        }
+        redis.evalScript(scripts.outboxDone, keys: [tag + ":outbox", tag + ":fin"], args: args) { result in
+            completion(result.map { _ in () }.mapError { Self.map($0, doing: "acknowledge outbox entries") })
+        }
+    }
+
+    /// Pauses lapses on a shard for `ttlMs` (renew to keep it), or resumes them.
+    public func pauseLapses(shard: Int, on: Bool, ttlMs: Int64, _ completion: @escaping (Result<Void, QueueStoreError>) -> Void) {
+        let tag = tag(shard: shard)
+        redis.evalScript(scripts.pause, keys: [tag + ":pause"], args: [on ? "on" : "off", String(ttlMs)]) { result in
+            completion(result.map { _ in () }.mapError { Self.map($0, doing: "pause lapses") })
+        }
+    }
+}
