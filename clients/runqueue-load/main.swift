@@ -1,0 +1,1 @@
+print("runqueue-load: not built yet")
