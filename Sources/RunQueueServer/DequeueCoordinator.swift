@@ -46,6 +46,8 @@ final class DequeueCoordinator {
     private var draining = false
     /// Writes the outbox entries claims, lapses and releases append.
     var applier: OutboxApplier?
+    /// A claim met a shard whose epoch does not match (its Redis state was lost).
+    var onEpochMismatch: ((Int) -> Void)?
 
     final class Waiter {
         let context: CallContext
@@ -199,6 +201,11 @@ final class DequeueCoordinator {
                 switch result {
                 case .failure(let error):
                     if collected.isEmpty { finish(.failure(error)) } else { finish(.success(collected)) }
+                case .success(let claim) where !claim.epochMatched:
+                    // Not served until rebuilt from PostgreSQL; counts as empty.
+                    onEpochMismatch?(shard)
+                    emptyHint[workerQueue, default: []].insert(shard)
+                    step(pass, index + 1)
                 case .success(let claim):
                     if let wake = claim.nextWakeMs { noteWake(shard: shard, at: wake) }
                     if !claim.messages.isEmpty { applier?.kick(shard) }
@@ -219,8 +226,12 @@ final class DequeueCoordinator {
         var byShard: [Int: [String]] = [:]
         for run in runs { byShard[store.shards.shard(forEnvironment: run.environmentID), default: []].append(run.runID) }
         for (shard, ids) in byShard {
-            store.release(shard: shard, runIDs: ids, now: clock.nowMs()) { [logger] result in
-                if case .failure(let error) = result {
+            store.release(shard: shard, runIDs: ids, now: clock.nowMs()) { [unowned self] result in
+                switch result {
+                case .success:
+                    applier?.kick(shard)
+                    shardChanged(shard)
+                case .failure(let error):
                     logger.warning("could not release undelivered runs; their leases will lapse",
                                    metadata: ["shard": "\(shard)", "error": "\(error)"])
                 }
@@ -256,6 +267,11 @@ final class DequeueCoordinator {
         default:
             break
         }
+    }
+
+    /// Shards were rebuilt from PostgreSQL (or runs re-added): look again.
+    func shardsRebuilt(_ shards: Set<Int>) {
+        for shard in shards { shardChanged(shard) }
     }
 
     /// The wake channel reconnected: announcements may have been missed.

@@ -38,6 +38,10 @@ public struct ServerConfig: Sendable {
     public var defaultMaxTTLMs: Int64?
     /// How often every shard's lapses are applied and empty-shard hints dropped.
     public var housekeepingIntervalMs: UInt64 = 1000
+    /// Finished runs (COMPLETED, EXPIRED, DEAD_LETTERED) are deleted after this long.
+    public var runRetentionMs: Int64 = 7 * 86_400_000
+    /// How often the reconciler re-adds recent QUEUED rows missing from Redis.
+    public var reconcileIntervalMs: UInt64 = 10_000
     /// False runs the protocol layer alone (Hello, Ping, Cancel; engine
     /// methods answer UNAVAILABLE): for tests of the transport. Not a setting.
     public var storesEnabled = true
@@ -101,8 +105,10 @@ public struct ServerConfig: Sendable {
         Key(env: "RUN_ENGINE_DEFAULT_MAX_TTL", flag: "--default-max-ttl") { config, value throws(ConfigError) in
             do {
                 config.defaultMaxTTLMs = try TTLParser.milliseconds(value, field: "RUN_ENGINE_DEFAULT_MAX_TTL")
+            } catch let error as TTLError {
+                throw ConfigError(error.message)
             } catch {
-                throw ConfigError("RUN_ENGINE_DEFAULT_MAX_TTL: \((error as? TTLError)?.message ?? "\(error)")")
+                throw ConfigError("RUN_ENGINE_DEFAULT_MAX_TTL must be a duration such as 24h")
             }
         },
         Key(env: "RUNQUEUE_DEFAULT_LEASE_MS", flag: "--default-lease-ms") { config, value throws(ConfigError) in
@@ -142,6 +148,21 @@ public struct ServerConfig: Sendable {
         },
         Key(env: "RUNQUEUE_FAIR_ENV_WINDOW", flag: "--fair-env-window") { config, value throws(ConfigError) in
             config.queue.fairEnvironmentWindow = try integer(value, key: "RUNQUEUE_FAIR_ENV_WINDOW", in: 1...10_000)
+        },
+        Key(env: "RUNQUEUE_RUN_RETENTION", flag: "--run-retention") { config, value throws(ConfigError) in
+            do {
+                guard let ms = try TTLParser.milliseconds(value, field: "RUNQUEUE_RUN_RETENTION") else {
+                    throw ConfigError("RUNQUEUE_RUN_RETENTION must be a positive duration such as 7d")
+                }
+                config.runRetentionMs = ms
+            } catch let error as TTLError {
+                throw ConfigError(error.message)
+            } catch {
+                throw ConfigError("RUNQUEUE_RUN_RETENTION must be a positive duration such as 7d")
+            }
+        },
+        Key(env: "RUNQUEUE_RECONCILE_INTERVAL_MS", flag: "--reconcile-interval-ms") { config, value throws(ConfigError) in
+            config.reconcileIntervalMs = UInt64(try integer(value, key: "RUNQUEUE_RECONCILE_INTERVAL_MS", in: 100...3_600_000))
         },
         Key(env: "RUNQUEUE_HOUSEKEEPING_INTERVAL_MS", flag: "--housekeeping-interval-ms") { config, value throws(ConfigError) in
             config.housekeepingIntervalMs = UInt64(try integer(value, key: "RUNQUEUE_HOUSEKEEPING_INTERVAL_MS", in: 50...60_000))

@@ -27,6 +27,7 @@ final class ServerCore {
     private var stopped = false
     private var stores: Stores?
     private var clock: ServiceClock?
+    private var maintenance: Maintenance?
     /// Set when a fatal configuration conflict stopped the server (exit code 2).
     private(set) var fatalError: String?
     private var onStopped: [() -> Void] = []
@@ -78,6 +79,12 @@ final class ServerCore {
         let records = RunRecords(loop: loop, writer: stores.postgres, reader: stores.postgresReader)
         let applier = OutboxApplier(loop: loop, store: store, records: records, logger: logger)
         dequeue.applier = applier
+        let maintenance = Maintenance(loop: loop, store: store, records: records, clock: clock, logger: logger,
+                                      retentionMs: config.runRetentionMs, reconcileIntervalMs: config.reconcileIntervalMs)
+        maintenance.onRebuilt = { shards in dequeue.shardsRebuilt(shards) }
+        dequeue.onEpochMismatch = { shard in maintenance.epochMismatch(shard: shard) }
+        stores.onPostgresReady = { maintenance.postgresReady() }
+        self.maintenance = maintenance
         stores.onAnnouncement = { payload in dequeue.announcement(payload) }
         stores.onWakeReconnect = { dequeue.forgetHints() }
         router.engine = QueueEngine(store: store, records: records, applier: applier, clock: clock, config: config,
@@ -147,6 +154,7 @@ final class ServerCore {
         for signal in signals { signal.close() }
         signals.removeAll()
         router.close()
+        maintenance?.close()
         clock?.close()
         stores?.close()
         stopped = true

@@ -28,6 +28,8 @@ final class Stores {
     /// Called when the wake channel (re)connects: announcements may have been missed.
     var onWakeReconnect: (() -> Void)?
     var onAnnouncement: (([UInt8]) -> Void)?
+    /// PostgreSQL became ready (connected, migrated, shard count agreed).
+    var onPostgresReady: (() -> Void)?
     private(set) var postgresReady = false
 
     init(loop: EventLoop, config: ServerConfig, logger: Logger, onFatal: @escaping (String) -> Void) throws {
@@ -118,6 +120,7 @@ final class Stores {
                     onFatal("PostgreSQL records \(stored) shards but RUN_ENGINE_RUN_QUEUE_SHARD_COUNT is \(shardCount); refusing to start")
                 } else {
                     postgresReady = true
+                    onPostgresReady?()
                 }
             case .failure(let error):
                 logger.error("cannot read the stored shard count", metadata: ["error": "\(error)"])

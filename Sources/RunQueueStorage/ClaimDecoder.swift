@@ -34,7 +34,7 @@ enum ClaimDecoder {
                 side: runs[i + 4].string ?? "", stored: runs[i + 5].bytes ?? [], leaseExpiresAtMs: leaseDeadlineMs)
             messages.append(message)
         }
-        return QueueStore.ClaimResult(messages: messages, nextWakeMs: wake >= 0 ? wake : nil)
+        return QueueStore.ClaimResult(epochMatched: true, messages: messages, nextWakeMs: wake >= 0 ? wake : nil)
     }
 
     /// Builds the RunMessage of one run from its lane, side value and stored message.

@@ -14,6 +14,8 @@ public struct QueueScripts: Sendable {
     public let lapse: RedisScript
     public let outboxDone: RedisScript
     public let pause: RedisScript
+    public let present: RedisScript
+    public let epoch: RedisScript
     public let limits: RedisScript
     public let stats: RedisScript
     public let read: RedisScript
@@ -21,7 +23,7 @@ public struct QueueScripts: Sendable {
     /// Every script by name, for tests that run them all (e.g. on a cluster node).
     public var all: [String: RedisScript] {
         ["enqueue": enqueue, "claim": claim, "ack": ack, "nack": nack, "heartbeat": heartbeat, "release": release,
-         "lapse": lapse, "outbox_done": outboxDone, "pause": pause, "limits": limits, "stats": stats, "read": read]
+         "lapse": lapse, "outbox_done": outboxDone, "pause": pause, "present": present, "epoch": epoch, "limits": limits, "stats": stats, "read": read]
     }
 
     public static let shared: QueueScripts = {
@@ -45,6 +47,8 @@ public struct QueueScripts: Sendable {
         lapse = try load("lapse")
         outboxDone = try load("outbox_done")
         pause = try load("pause")
+        present = try load("present")
+        epoch = try load("epoch")
         limits = try load("limits")
         stats = try load("stats")
         read = try load("read")

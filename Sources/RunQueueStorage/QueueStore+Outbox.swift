@@ -3,6 +3,7 @@
 // drain. See OutboxApplier for who calls these.
 import RedisDriver
 import RunQueueCore
+import RunQueueEncoding
 
 /// One change waiting for PostgreSQL.
 public struct OutboxEntry: Sendable, Equatable {
@@ -85,6 +86,43 @@ extension QueueStore {
         let tag = tag(shard: shard)
         redis.evalScript(scripts.pause, keys: [tag + ":pause"], args: [on ? "on" : "off", String(ttlMs)]) { result in
             completion(result.map { _ in () }.mapError { Self.map($0, doing: "pause lapses") })
+        }
+    }
+}
+
+extension QueueStore {
+    /// A shard's epoch in Redis, or nil when it has none (fresh or lost).
+    public func epoch(shard: Int, _ completion: @escaping (Result<String?, QueueStoreError>) -> Void) {
+        redis.evalScript(scripts.epoch, keys: [tag(shard: shard) + ":epoch"], args: ["get"]) { result in
+            completion(result.map { $0.string }.mapError { Self.map($0, doing: "read the epoch") })
+        }
+    }
+
+    public func setEpoch(shard: Int, _ value: String, _ completion: @escaping (Result<Void, QueueStoreError>) -> Void) {
+        redis.evalScript(scripts.epoch, keys: [tag(shard: shard) + ":epoch"], args: ["set", value]) { result in
+            completion(result.map { _ in () }.mapError { Self.map($0, doing: "set the epoch") })
+        }
+    }
+
+    /// Which of these runs the shard holds in any form (queued, in flight, finishing).
+    public func present(shard: Int, runs: [RunDescriptor], _ completion: @escaping (Result<[Bool], QueueStoreError>) -> Void) {
+        guard !runs.isEmpty else { completion(.success([])); return }
+        let tag = tag(shard: shard)
+        var args = [tag]
+        for run in runs {
+            args.append(run.runID)
+            args.append(V4Layout.laneID(environmentID: run.environmentID, queue: run.queue,
+                                        workerQueue: run.workerQueue, concurrencyKey: run.concurrencyKey))
+        }
+        redis.evalScript(scripts.present, keys: [tag + ":inflight"], args: args) { result in
+            switch result {
+            case .success(.array(let flags)) where flags.count == runs.count:
+                completion(.success(flags.map { $0.int == 1 }))
+            case .success(let other):
+                completion(.failure(QueueStoreError(.internal, "present script answered \(other)")))
+            case .failure(let error):
+                completion(.failure(Self.map(error, doing: "check runs")))
+            }
         }
     }
 }

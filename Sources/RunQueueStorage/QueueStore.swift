@@ -15,6 +15,9 @@ public final class QueueStore: @unchecked Sendable {
     public let shards: ShardMap
     public let config: QueueConfig
     let scripts = QueueScripts.shared
+    /// The deployment's epoch (recorded in PostgreSQL); claims on a shard
+    /// whose T:epoch differs report it instead of claiming. Set at start.
+    public var epoch = ""
 
     public init(redis: RedisConnection, shards: ShardMap, config: QueueConfig) {
         self.redis = redis
@@ -45,10 +48,14 @@ public final class QueueStore: @unchecked Sendable {
     public struct EnqueueItem: Sendable {
         public var run: RunDescriptor
         public var expiresAtMs: Int64?
+        /// Failures so far: 0 for a new run; a rebuild from PostgreSQL
+        /// restores the recorded attempt.
+        public var attempt: UInt32
 
-        public init(run: RunDescriptor, expiresAtMs: Int64?) {
+        public init(run: RunDescriptor, expiresAtMs: Int64?, attempt: UInt32 = 0) {
             self.run = run
             self.expiresAtMs = expiresAtMs
+            self.attempt = attempt
         }
     }
 
@@ -93,10 +100,12 @@ public final class QueueStore: @unchecked Sendable {
         let message: [UInt8]
         switch config.messageFormat {
         case .v4:
-            side = V4Layout.SideValue(priorityMs: run.priorityMs).encoded
+            side = V4Layout.SideValue(attempt: item.attempt, timestampMs: item.attempt > 0 ? run.timestampMs : nil,
+                                      priorityMs: run.priorityMs).encoded
             message = []
         case .v2, .v3:
-            side = run.priorityMs != 0 ? V4Layout.SideValue(priorityMs: run.priorityMs).encoded : ""
+            side = run.priorityMs != 0 || item.attempt > 0
+                ? V4Layout.SideValue(attempt: item.attempt, timestampMs: run.timestampMs, priorityMs: run.priorityMs).encoded : ""
             message = StoredMessageCodec.encode(run, expiresAtMs: item.expiresAtMs, format: config.messageFormat)
         }
         args.append(Array(run.runID.utf8))
@@ -112,6 +121,9 @@ public final class QueueStore: @unchecked Sendable {
     // MARK: claim
 
     public struct ClaimResult: Sendable {
+        /// False when the shard's epoch did not match: its state must be
+        /// rebuilt from PostgreSQL first (nothing was claimed).
+        public var epochMatched = true
         public var messages: [RunMessage]
         /// When this shard next has something coming due (a delayed run, a
         /// lease deadline), in service-clock ms; nil if nothing is pending.
@@ -126,11 +138,14 @@ public final class QueueStore: @unchecked Sendable {
             tag, workerQueue, String(now), String(count), String(leaseDeadlineMs),
             String(config.defaultEnvironmentLimit), String(config.defaultBurstFactor), String(seed % 1_000_000_007),
             String(config.fairEnvironmentWindow), String(config.backoff.maxAttempts), String(config.housekeepingBudget),
+            epoch,
         ]
         redis.evalScript(scripts.claim, keys: keys, args: args.map { Array($0.utf8) }) { result in
             switch result {
             case .failure(let error):
                 completion(.failure(Self.map(error, doing: "dequeue")))
+            case .success(.array(let parts)) where parts.count == 1 && parts[0].int == -2:
+                completion(.success(ClaimResult(epochMatched: false, messages: [], nextWakeMs: nil)))
             case .success(let value):
                 do {
                     completion(.success(try ClaimDecoder.decode(value, leaseDeadlineMs: leaseDeadlineMs)))

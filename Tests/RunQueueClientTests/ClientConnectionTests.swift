@@ -91,7 +91,9 @@ import TestSupport
         #expect(error?.message.contains("cannot connect") == true)
         // Backing off: the next call fails at once without a new attempt.
         await expectError(.unavailable) { try await client.ping() }
-        #expect(ContinuousClock.now - start < .seconds(2))
+        // Generous: the full suite loads both cores; what is ruled out is
+        // waiting for the 10 s default call timeout.
+        #expect(ContinuousClock.now - start < .seconds(8))
         await client.close()
     }
 
@@ -103,7 +105,8 @@ import TestSupport
         let start = ContinuousClock.now
         await expectError(.deadlineExceeded) { try await client.ping(timeout: .milliseconds(400)) }
         let elapsed = ContinuousClock.now - start
-        #expect(elapsed >= .milliseconds(250) && elapsed < .seconds(3), "\(elapsed)")
+        // The alternative is the 30 s reconnect wait; the bound leaves room for a loaded machine.
+        #expect(elapsed >= .milliseconds(250) && elapsed < .seconds(15), "\(elapsed)")
         await client.close()
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import RunQueueClient
 import RunQueueCore
 import RunQueueEncoding
+import RunQueueServer
 import Testing
 import TestSupport
 import UVLoop
@@ -31,8 +32,8 @@ import UVLoop
         }
     }
 
-    static func started() async throws -> (TestServer, RunQueueConnection) {
-        let test = try await TestServer.start()
+    static func started(_ configure: (inout ServerConfig) -> Void = { _ in }) async throws -> (TestServer, RunQueueConnection) {
+        let test = try await TestServer.start(configure)
         let client = try await RunQueueConnection.connect(to: test.address)
         // The stores connect in the background: wait until the engine answers.
         for _ in 0..<200 {

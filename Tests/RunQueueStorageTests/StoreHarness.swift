@@ -33,6 +33,15 @@ final class StoreHarness: @unchecked Sendable {
         let redis = self.redis
         loop.execute { redis.connect() }
         try await redis.waitUntilConnected(timeoutMs: 5000)
+        // The keyspace is built (nothing to rebuild): claims may serve it.
+        store.epoch = prefix
+        for shard in 0..<shardCount {
+            let store = self.store
+            let result: Result<Void, QueueStoreError> = await call { _, done in
+                store.setEpoch(shard: shard, prefix) { done($0) }
+            }
+            try result.get()
+        }
     }
 
     func close() -> Int {

@@ -20,6 +20,9 @@
 -- ARGV[9]  environment window: how many of the oldest environments compete
 -- ARGV[10] max attempts (for lapses applied here)
 -- ARGV[11] housekeeping budget: lapses and promotions applied per call
+-- ARGV[12] epoch: the value T:epoch must hold; anything else means this
+--          shard's Redis state was lost (or never built) and must be rebuilt
+--          from PostgreSQL before it serves claims
 --
 -- Fairness: the candidate environments are the `window` with the oldest due
 -- heads; the claim starts at the seed's environment and goes round them,
@@ -34,13 +37,15 @@
 -- costs O(log n) per run, never a scan of blocked queues.
 --
 -- Returns { next wake ms or -1, { L1, record1, L2, record2, ... },
---           { R, lane index, timestamp, attempt, side, message, ... } }
+--           { R, lane index, timestamp, attempt, side, message, ... } },
+-- or { -2 } when the epoch does not match (nothing was changed).
 local wqKey, dueKey, leasesKey, inflightKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local tag, W = ARGV[1], ARGV[2]
 local now, n, deadline = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local defLimit, defBurst = tonumber(ARGV[6]), tonumber(ARGV[7])
 local seed, window = tonumber(ARGV[8]), tonumber(ARGV[9])
 local maxAttempts, budget = tonumber(ARGV[10]), tonumber(ARGV[11])
+if redis.call('GET', tag .. ':epoch') ~= ARGV[12] then return { -2 } end
 
 lapse_due(tag, now, maxAttempts, budget)
 

@@ -36,6 +36,8 @@
 --                    queue (completed, dead-lettered, expired) whose entry
 --                    PostgreSQL has not applied yet ("finishing")
 --   T:pause    STRING present while lapses are paused (the outbox cannot drain)
+--   T:epoch    STRING the deployment's epoch (also in PostgreSQL); missing or
+--                    different = this shard's state was lost: rebuild first
 --
 -- V4 side value: attempt SEP timestamp SEP priority SEP task identifier, each
 -- empty when it equals the default (0, derived from the score, 0, the lane's

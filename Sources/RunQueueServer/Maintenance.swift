@@ -1,0 +1,164 @@
+// Maintenance: the background work that keeps Redis and PostgreSQL honest.
+//
+// - Epoch: at start the deployment's epoch is read from PostgreSQL (created
+//   on first start); every shard whose Redis epoch differs is rebuilt from
+//   PostgreSQL (Rebuilder) before its claims serve again. Claims report a
+//   mismatch they meet later (Redis lost while running) and that shard is
+//   rebuilt the same way.
+// - Reconciler: every `reconcileIntervalMs`, QUEUED rows created in the last
+//   10 minutes that Redis holds in no form are added back (an Enqueue whose
+//   Redis step failed after the row was committed). A row is re-added only if
+//   it is still QUEUED with the same last_seq after Redis was checked, so a
+//   change applied meanwhile is never undone. At most `reconcileBatch` rows
+//   per pass; the pass resumes where the last one stopped.
+// - Retention: finished rows older than `retentionMs` are deleted in bounded
+//   batches every minute.
+import Foundation
+import Logging
+import RunQueueStorage
+import UVLoop
+
+final class Maintenance {
+    private let loop: EventLoop
+    private let store: QueueStore
+    private let records: RunRecords
+    private let clock: ServiceClock
+    private let logger: Logger
+    private let rebuilder: Rebuilder
+    private let retentionMs: Int64
+    private let reconcileBatch = 500
+    private let reconcileWindowMs: Int64 = 600_000
+    private var epochKnown = false
+    private var rebuilding: Set<Int> = []
+    private var reconcileCursor: (createdAt: Int64, id: String) = (0, "")
+    private var timers: [LoopTimer] = []
+    /// Called with the shards a rebuild restored (waiting claims may look again).
+    var onRebuilt: ((Set<Int>) -> Void)?
+
+    init(loop: EventLoop, store: QueueStore, records: RunRecords, clock: ServiceClock, logger: Logger,
+         retentionMs: Int64, reconcileIntervalMs: UInt64) {
+        self.loop = loop
+        self.store = store
+        self.records = records
+        self.clock = clock
+        self.logger = logger
+        self.retentionMs = retentionMs
+        rebuilder = Rebuilder(store: store, records: records)
+        let reconciler = LoopTimer(loop: loop)
+        reconciler.start(afterMs: reconcileIntervalMs, repeatMs: reconcileIntervalMs) { [unowned self] in reconcile() }
+        let pruner = LoopTimer(loop: loop)
+        pruner.start(afterMs: 60_000, repeatMs: 60_000) { [unowned self] in prune() }
+        timers = [reconciler, pruner]
+    }
+
+    /// PostgreSQL is ready: learn the epoch, rebuild shards that lack it, reconcile.
+    func postgresReady() {
+        let proposed = UUID().uuidString
+        records.epoch(proposed: proposed) { [self] result in
+            switch result {
+            case .failure(let error):
+                logger.warning("cannot read the epoch; claims wait", metadata: ["error": "\(error)"])
+            case .success(let epoch):
+                store.epoch = epoch
+                epochKnown = true
+                checkEpochs()
+                reconcile()
+            }
+        }
+    }
+
+    private func checkEpochs() {
+        var stale: Set<Int> = []
+        var left = store.shards.shardCount
+        for shard in 0..<store.shards.shardCount {
+            store.epoch(shard: shard) { [self] result in
+                if case .success(let value) = result, value != store.epoch { stale.insert(shard) }
+                left -= 1
+                if left == 0 && !stale.isEmpty { rebuild(stale) }
+            }
+        }
+    }
+
+    /// A claim found a shard whose epoch does not match.
+    func epochMismatch(shard: Int) {
+        guard epochKnown else { return }
+        rebuild([shard])
+    }
+
+    private func rebuild(_ shards: Set<Int>) {
+        let todo = shards.subtracting(rebuilding)
+        guard !todo.isEmpty else { return }
+        rebuilding.formUnion(todo)
+        logger.notice("rebuilding Redis shards from PostgreSQL", metadata: ["shards": "\(todo.sorted())"])
+        rebuilder.rebuild(shards: todo, epoch: store.epoch, now: clock.nowMs()) { [self] result in
+            rebuilding.subtract(todo)
+            switch result {
+            case .success(let report):
+                logger.notice("rebuild done", metadata: ["shards": "\(todo.sorted())", "scanned": "\(report.scanned)",
+                                                         "added": "\(report.added)", "limits": "\(report.limits)"])
+                onRebuilt?(todo)
+            case .failure(let error):
+                logger.error("rebuild failed; retrying on the next claim", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func reconcile() {
+        guard epochKnown else { return }
+        let since = clock.nowMs() - reconcileWindowMs
+        if reconcileCursor.createdAt < since { reconcileCursor = (since, "") }
+        records.recentQueued(since: since, after: reconcileCursor, limit: reconcileBatch) { [self] result in
+            guard case .success(let rows) = result else { return }
+            if let last = rows.last {
+                reconcileCursor = (last.run.record.createdAtMs, last.run.record.runID)
+            }
+            if rows.count < reconcileBatch { reconcileCursor = (0, "") }
+            var byShard: [Int: [(run: RecordsRun, lastSeq: Int64)]] = [:]
+            for row in rows {
+                byShard[store.shards.shard(forEnvironment: row.run.record.environmentID), default: []].append(row)
+            }
+            for (shard, list) in byShard { reconcile(shard: shard, list) }
+        }
+    }
+
+    private typealias RecordsRun = RunRecords.StoredRun
+
+    private func reconcile(shard: Int, _ list: [(run: RecordsRun, lastSeq: Int64)]) {
+        store.present(shard: shard, runs: list.map { $0.run.descriptor }) { [self] result in
+            guard case .success(let flags) = result else { return }
+            let absent = zip(list, flags).filter { !$0.1 }.map(\.0)
+            guard !absent.isEmpty else { return }
+            records.stillQueued(absent.map { ($0.run.record.runID, $0.lastSeq) }) { [self] result in
+                guard case .success(let ids) = result else { return }
+                let items = absent.filter { ids.contains($0.run.record.runID) }.map { row in
+                    let r = row.run.record
+                    return QueueStore.EnqueueItem(run: row.run.descriptor,
+                                                  expiresAtMs: r.attempt == 0 && r.expiresAtMs > 0 ? r.expiresAtMs : nil,
+                                                  attempt: r.attempt)
+                }
+                guard !items.isEmpty else { return }
+                store.enqueue(items, now: clock.nowMs()) { [self] results in
+                    let added = results.filter { (try? $0.get()) == true }.count
+                    if added > 0 {
+                        logger.notice("reconciler re-added runs missing from Redis", metadata: ["shard": "\(shard)", "runs": "\(added)"])
+                        onRebuilt?([shard])
+                    }
+                }
+            }
+        }
+    }
+
+    private func prune() {
+        records.pruneFinished(before: clock.nowMs() - retentionMs, limit: 1000) { [self] result in
+            if case .success(let deleted) = result, deleted > 0 {
+                logger.info("pruned finished runs", metadata: ["rows": "\(deleted)"])
+                if deleted == 1000 { prune() }
+            }
+        }
+    }
+
+    func close() {
+        for timer in timers { timer.close() }
+        timers.removeAll()
+    }
+}

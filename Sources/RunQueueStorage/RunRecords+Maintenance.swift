@@ -1,0 +1,95 @@
+// The reads and deletes behind the rebuild, the reconciler and retention.
+import PostgresDriver
+import RunQueueCore
+
+extension RunRecords {
+    private static let columnList = """
+        id, org_id, project_id, environment_id, environment_type, queue, concurrency_key, task_identifier,
+        worker_queue, attempt, queue_timestamp, priority_ms, ttl, expires_at, status, created_at, updated_at,
+        completed_at, expired_at, last_seq
+        """
+
+    /// QUEUED and DEQUEUED rows with an id after `afterID`, in id order (keyset paging).
+    public func activeRuns(after afterID: String, limit: Int, _ completion: @escaping (Result<[StoredRun], QueueStoreError>) -> Void) {
+        let sql = """
+            SELECT \(Self.columnList) FROM runs
+            WHERE id > $1 AND status IN ('QUEUED', 'DEQUEUED')
+            ORDER BY id LIMIT $2
+            """
+        reader.query(sql, [.text(afterID), .int64(Int64(limit))]) { result in
+            completion(result.map { $0.compactMap(Self.stored) }.mapError { Self.map($0, doing: "read active runs") })
+        }
+    }
+
+    /// QUEUED rows created at or after `since`, oldest first, after the
+    /// (created_at, id) position given (the reconciler's bounded pass).
+    public func recentQueued(since: Int64, after position: (createdAt: Int64, id: String), limit: Int,
+                             _ completion: @escaping (Result<[(run: StoredRun, lastSeq: Int64)], QueueStoreError>) -> Void) {
+        let sql = """
+            SELECT \(Self.columnList) FROM runs
+            WHERE created_at >= $1 AND (created_at, id) > ($2, $3) AND status = 'QUEUED'
+            ORDER BY created_at, id LIMIT $4
+            """
+        reader.query(sql, [.int64(since), .int64(position.createdAt), .text(position.id), .int64(Int64(limit))]) { result in
+            completion(result.map { rows in
+                rows.compactMap { row in Self.stored(row).map { ($0, row.int64("last_seq") ?? 0) } }
+            }.mapError { Self.map($0, doing: "read recent runs") })
+        }
+    }
+
+    /// Of these (id, last_seq) pairs, the ids whose row is still QUEUED with
+    /// that last_seq (nothing was applied to them in between).
+    public func stillQueued(_ runs: [(id: String, lastSeq: Int64)], _ completion: @escaping (Result<Set<String>, QueueStoreError>) -> Void) {
+        let sql = """
+            SELECT r.id FROM runs r JOIN unnest($1::text[], $2::int8[]) AS x(id, seq) ON r.id = x.id
+            WHERE r.status = 'QUEUED' AND r.last_seq = x.seq
+            """
+        reader.query(sql, [.textArray(runs.map(\.id)), .int64Array(runs.map(\.lastSeq))]) { result in
+            completion(result.map { Set($0.rows.compactMap { $0.first ?? nil }) }.mapError { Self.map($0, doing: "re-read runs") })
+        }
+    }
+
+    public struct StoredLimit: Sendable {
+        public var environmentID: String
+        public var queue: String
+        public var limit: UInt32
+        public var burstFactor: Double?
+    }
+
+    public func limits(_ completion: @escaping (Result<[StoredLimit], QueueStoreError>) -> Void) {
+        reader.query("SELECT environment_id, queue, limit_value, burst_factor FROM concurrency_limits") { result in
+            completion(result.map { rows in
+                rows.map { row in
+                    StoredLimit(environmentID: row["environment_id"] ?? "", queue: row["queue"] ?? "",
+                                limit: UInt32(row.int("limit_value") ?? 0), burstFactor: row.double("burst_factor"))
+                }
+            }.mapError { Self.map($0, doing: "read limits") })
+        }
+    }
+
+    /// Deletes up to `limit` finished rows (COMPLETED, EXPIRED, DEAD_LETTERED)
+    /// last changed before `before`; returns how many.
+    public func pruneFinished(before: Int64, limit: Int, _ completion: @escaping (Result<Int, QueueStoreError>) -> Void) {
+        let sql = """
+            DELETE FROM runs WHERE id IN (
+                SELECT id FROM runs
+                WHERE created_at < $1 AND updated_at < $1 AND status IN ('COMPLETED', 'EXPIRED', 'DEAD_LETTERED')
+                LIMIT $2)
+            """
+        writer.query(sql, [.int64(before), .int64(Int64(limit))]) { result in
+            completion(result.map(\.affectedRows).mapError { Self.map($0, doing: "prune finished runs") })
+        }
+    }
+
+    /// The deployment's epoch: the stored one, or `proposed` if none was stored yet.
+    public func epoch(proposed: String, _ completion: @escaping (Result<String, QueueStoreError>) -> Void) {
+        let sql = """
+            WITH ins AS (INSERT INTO runqueue_meta (key, value) VALUES ('epoch', $1)
+                         ON CONFLICT (key) DO NOTHING RETURNING value)
+            SELECT value FROM ins UNION ALL SELECT value FROM runqueue_meta WHERE key = 'epoch' LIMIT 1
+            """
+        writer.query(sql, [.text(proposed)]) { result in
+            completion(result.map { $0.scalar ?? proposed }.mapError { Self.map($0, doing: "read the epoch") })
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import RunQueueClient
+import RunQueueCore
+import RunQueueServer
+import Testing
+import TestSupport
+
+/// The PostgreSQL record and its consistency with Redis, end to end.
+@Suite struct DurabilityTests {
+    typealias Names = QueueEngineTests.Names
+
+    func getRun(_ client: RunQueueConnection, _ id: String) async throws -> RunRecord? {
+        do {
+            guard case .getRun(let r)? = try await client.call(.getRun(GetRunRequest(runID: id))) else { return nil }
+            return r.run
+        } catch let error where error.code == .notFound {
+            return nil
+        }
+    }
+
+    func dequeue(_ client: RunQueueConnection, _ worker: String, wait: UInt32 = 0, lease: UInt32 = 0) async throws -> [RunMessage] {
+        guard case .dequeue(let r)? = try await client.call(.dequeue(DequeueRequest(workerQueue: worker, maxRuns: 100, waitMs: wait, leaseMs: lease)))
+        else { return [] }
+        return r.messages
+    }
+
+    /// Polls GetRun until `predicate` holds (DEQUEUED may lag up to a second).
+    func eventually(_ client: RunQueueConnection, _ id: String, _ predicate: (RunRecord) -> Bool) async throws -> RunRecord? {
+        for _ in 0..<60 {
+            if let r = try await getRun(client, id), predicate(r) { return r }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try await getRun(client, id)
+    }
+
+    @Test func theRecordFollowsTheRunAndAckAnswersAfterItIsStored() async throws {
+        let (test, client) = try await QueueEngineTests.started()
+        let n = Names()
+        #expect(try await getRun(client, n("a")) == nil)
+        _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a", ttl: "1h"))))
+        let queued = try #require(try await getRun(client, n("a")))
+        #expect(queued.status == .queued)
+        #expect(queued.ttl == "1h" && queued.expiresAtMs > 0)
+        #expect(queued.queue == "q" && queued.workerQueue == n("wq") && queued.environmentType == .production)
+        let m = try #require(try await dequeue(client, n("wq")).first)
+        let dequeued = try await eventually(client, n("a")) { $0.status == .dequeued }
+        #expect(dequeued?.status == .dequeued)
+        _ = try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt)))
+        // Right after the answer, without waiting.
+        let done = try #require(try await getRun(client, n("a")))
+        #expect(done.status == .completed)
+        #expect(done.completedAtMs > 0)
+        // A finished run is never queued again.
+        guard case .enqueue(let again)? = try await client.call(.enqueue(EnqueueRequest(run: n.run("a")))) else { Issue.record("enqueue"); return }
+        #expect(!again.created)
+        #expect(try await dequeue(client, n("wq")).isEmpty)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func nackDeadLetterAndRedriveAreRecorded() async throws {
+        let (test, client) = try await QueueEngineTests.started { $0.queue.backoff = NackBackoff(maxAttempts: 2) }
+        let n = Names()
+        _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
+        for expected in 1...2 {
+            let m = try #require(try await dequeue(client, n("wq"), wait: 3000).first)
+            guard case .nack(let nack)? = try await client.call(.nack(NackRequest(
+                runID: m.runID, environmentID: m.environmentID, retryAtMs: 1, keepAttempt: false, attempt: m.attempt))) else {
+                Issue.record("nack"); return
+            }
+            #expect(nack.attempt == UInt32(expected))
+            let record = try #require(try await getRun(client, n("a")))
+            #expect(record.attempt == UInt32(expected))
+            #expect(record.status == (expected == 2 ? .deadLettered : .queued))
+        }
+        #expect(try await dequeue(client, n("wq")).isEmpty)
+        do {
+            _ = try await client.call(.redrive(RedriveRequest(runID: n("a"), environmentID: n("other"))))
+            Issue.record("redrive from another environment")
+        } catch {
+            #expect(error.code == .failedPrecondition)
+        }
+        #expect(try await client.call(.redrive(RedriveRequest(runID: n("a"), environmentID: n("env")))) == .redrive(RedriveResponse(requeued: true)))
+        let record = try #require(try await getRun(client, n("a")))
+        #expect(record.status == .queued && record.attempt == 0)
+        let back = try await dequeue(client, n("wq"))
+        #expect(back.map(\.runID) == [n("a")] && back.first?.attempt == 0)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func readMessageFallsBackToTheRowWhenRedisHasNoMessage() async throws {
+        let (test, client) = try await QueueEngineTests.started()
+        let n = Names()
+        // A row committed whose Redis step never happened (as when Redis failed after the commit).
+        try await insertRow(n, id: "orphan", queue: "jobs/special", concurrencyKey: "tenant:1")
+        guard case .readMessage(let read)? = try await client.call(.readMessage(ReadMessageRequest(runID: n("orphan"), environmentID: n("env")))) else {
+            Issue.record("read"); return
+        }
+        #expect(read.source == .postgres)
+        #expect(read.message?.queue == "jobs/special")
+        #expect(read.message?.concurrencyKey == "tenant:1")
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func theReconcilerQueuesRecordedRunsMissingFromRedis() async throws {
+        let (test, client) = try await QueueEngineTests.started { $0.reconcileIntervalMs = 200 }
+        let n = Names()
+        try await insertRow(n, id: "orphan", queue: "q", concurrencyKey: "")
+        let got = try await dequeue(client, n("wq"), wait: 5000)
+        #expect(got.map(\.runID) == [n("orphan")])
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    /// Inserts a QUEUED row directly, as if the server died between the commit and Redis.
+    func insertRow(_ n: Names, id: String, queue: String, concurrencyKey: String) async throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let sql = """
+            INSERT INTO runs (id, org_id, project_id, environment_id, environment_type, queue, concurrency_key,
+                              task_identifier, worker_queue, queue_timestamp, created_at, updated_at)
+            VALUES ('\(n(id))', '\(n("org"))', '\(n("proj"))', '\(n("env"))', 4, '\(queue)', '\(concurrencyKey)',
+                    'task', '\(n("wq"))', \(now), \(now), \(now))
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["psql", TestServices.databaseURL, "-v", "ON_ERROR_STOP=1", "-qc", sql]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+}
