@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "runqueue",
             dependencies: [
-                "RunQueueClient", "RunQueueCore",
+                "RunQueueClient", "RunQueueCore", "RunQueueStorage", "RedisDriver", "PostgresDriver", "UVLoop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "clients/runqueue-cli"

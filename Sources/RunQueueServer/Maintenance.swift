@@ -113,36 +113,11 @@ final class Maintenance {
                 reconcileCursor = (last.run.record.createdAtMs, last.run.record.runID)
             }
             if rows.count < reconcileBatch { reconcileCursor = (0, "") }
-            var byShard: [Int: [(run: RecordsRun, lastSeq: Int64)]] = [:]
-            for row in rows {
-                byShard[store.shards.shard(forEnvironment: row.run.record.environmentID), default: []].append(row)
-            }
-            for (shard, list) in byShard { reconcile(shard: shard, list) }
-        }
-    }
-
-    private typealias RecordsRun = RunRecords.StoredRun
-
-    private func reconcile(shard: Int, _ list: [(run: RecordsRun, lastSeq: Int64)]) {
-        store.present(shard: shard, runs: list.map { $0.run.descriptor }) { [self] result in
-            guard case .success(let flags) = result else { return }
-            let absent = zip(list, flags).filter { !$0.1 }.map(\.0)
-            guard !absent.isEmpty else { return }
-            records.stillQueued(absent.map { ($0.run.record.runID, $0.lastSeq) }) { [self] result in
-                guard case .success(let ids) = result else { return }
-                let items = absent.filter { ids.contains($0.run.record.runID) }.map { row in
-                    let r = row.run.record
-                    return QueueStore.EnqueueItem(run: row.run.descriptor,
-                                                  expiresAtMs: r.attempt == 0 && r.expiresAtMs > 0 ? r.expiresAtMs : nil,
-                                                  attempt: r.attempt)
-                }
-                guard !items.isEmpty else { return }
-                store.enqueue(items, now: clock.nowMs()) { [self] results in
-                    let added = results.filter { (try? $0.get()) == true }.count
-                    if added > 0 {
-                        logger.notice("reconciler re-added runs missing from Redis", metadata: ["shard": "\(shard)", "runs": "\(added)"])
-                        onRebuilt?([shard])
-                    }
+            rebuilder.readd(rows, now: clock.nowMs()) { [self] result in
+                if case .success(let added) = result, added > 0 {
+                    logger.notice("reconciler re-added runs missing from Redis", metadata: ["runs": "\(added)"])
+                    let shards = Set(rows.map { store.shards.shard(forEnvironment: $0.run.record.environmentID) })
+                    onRebuilt?(shards)
                 }
             }
         }

@@ -2,10 +2,12 @@
 // epoch check found a shard without the deployment's epoch), and is the
 // engine of `runqueue repair`.
 //
-// It pages through QUEUED and DEQUEUED rows in id order and adds the runs of
-// the shards being rebuilt through the enqueue script, which adds only runs
-// absent from Redis (queued, in flight or finishing), so a rebuild never
-// duplicates a run and can run while the server serves. QUEUED runs keep
+// It pages through QUEUED and DEQUEUED rows in id order and re-adds the runs
+// of the shards being rebuilt that Redis holds in no form (queued, in flight
+// or finishing). A row is re-added only if, after Redis was checked, it is
+// still active with the same last_seq: a change applied in between (an ack
+// whose finishing mark was just cleared) is never undone. So a rebuild never
+// duplicates a run and can run while servers serve. QUEUED runs keep
 // their TTL only if they were never dequeued (attempt 0); DEQUEUED runs come
 // back queued, with the attempt they had (their lease is not counted as a
 // failure). The stored concurrency limits are restored, and finally each
@@ -40,26 +42,16 @@ public final class Rebuilder {
                     completion(.failure(error))
                 case .success(let rows):
                     report.scanned += rows.count
-                    let items = rows.filter { shards.contains(store.shards.shard(forEnvironment: $0.record.environmentID)) }.map { stored in
-                        let r = stored.record
-                        let neverDequeued = r.status == .queued && r.attempt == 0
-                        return QueueStore.EnqueueItem(run: stored.descriptor,
-                                                      expiresAtMs: neverDequeued && r.expiresAtMs > 0 ? r.expiresAtMs : nil,
-                                                      attempt: r.attempt)
-                    }
-                    let next = { [self] in
-                        progress(report)
-                        if rows.count < pageSize { restoreLimits() } else { page(after: rows.last!.record.runID) }
-                    }
-                    guard !items.isEmpty else { next(); return }
-                    store.enqueue(items, now: now) { results in
-                        for result in results {
-                            switch result {
-                            case .success(let added): if added { report.added += 1 }
-                            case .failure(let error): completion(.failure(error)); return
-                            }
+                    let mine = rows.filter { shards.contains(store.shards.shard(forEnvironment: $0.run.record.environmentID)) }
+                    readd(mine, now: now) { [self] result in
+                        switch result {
+                        case .failure(let error):
+                            completion(.failure(error))
+                        case .success(let added):
+                            report.added += added
+                            progress(report)
+                            if rows.count < pageSize { restoreLimits() } else { page(after: rows.last!.run.record.runID) }
                         }
-                        next()
                     }
                 }
             }
@@ -97,5 +89,49 @@ public final class Rebuilder {
             }
         }
         page(after: "")
+    }
+
+    /// Re-adds the runs of these rows that Redis holds in no form and whose
+    /// rows did not change meanwhile; returns how many were added.
+    public func readd(_ rows: [RunRecords.SequencedRun], now: Int64, _ completion: @escaping (Result<Int, QueueStoreError>) -> Void) {
+        var byShard: [Int: [RunRecords.SequencedRun]] = [:]
+        for row in rows { byShard[store.shards.shard(forEnvironment: row.run.record.environmentID), default: []].append(row) }
+        var left = byShard.count
+        var added = 0
+        var failure: QueueStoreError?
+        if left == 0 { completion(.success(0)); return }
+        func done(_ result: Result<Int, QueueStoreError>) {
+            switch result {
+            case .success(let n): added += n
+            case .failure(let error): failure = error
+            }
+            left -= 1
+            if left == 0 { completion(failure.map { .failure($0) } ?? .success(added)) }
+        }
+        for (shard, list) in byShard {
+            store.present(shard: shard, runs: list.map { $0.run.descriptor }) { [self] result in
+                guard case .success(let flags) = result else { done(result.map { _ in 0 }); return }
+                let absent = zip(list, flags).filter { !$0.1 }.map(\.0)
+                guard !absent.isEmpty else { done(.success(0)); return }
+                records.stillQueued(absent.map { ($0.run.record.runID, $0.lastSeq) }) { [self] result in
+                    guard case .success(let ids) = result else { done(result.map { _ in 0 }); return }
+                    let items = absent.filter { ids.contains($0.run.record.runID) }.map { row in
+                        let r = row.run.record
+                        let neverDequeued = r.status == .queued && r.attempt == 0
+                        return QueueStore.EnqueueItem(run: row.run.descriptor,
+                                                      expiresAtMs: neverDequeued && r.expiresAtMs > 0 ? r.expiresAtMs : nil,
+                                                      attempt: r.attempt)
+                    }
+                    guard !items.isEmpty else { done(.success(0)); return }
+                    store.enqueue(items, now: now) { results in
+                        if let error = results.compactMap({ if case .failure(let e) = $0 { e } else { nil } }).first {
+                            done(.failure(error))
+                        } else {
+                            done(.success(results.filter { (try? $0.get()) == true }.count))
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -9,40 +9,45 @@ extension RunRecords {
         completed_at, expired_at, last_seq
         """
 
+    /// A row and the position of the last outbox entry applied to it.
+    public typealias SequencedRun = (run: StoredRun, lastSeq: Int64)
+
     /// QUEUED and DEQUEUED rows with an id after `afterID`, in id order (keyset paging).
-    public func activeRuns(after afterID: String, limit: Int, _ completion: @escaping (Result<[StoredRun], QueueStoreError>) -> Void) {
+    public func activeRuns(after afterID: String, limit: Int, _ completion: @escaping (Result<[SequencedRun], QueueStoreError>) -> Void) {
         let sql = """
             SELECT \(Self.columnList) FROM runs
             WHERE id > $1 AND status IN ('QUEUED', 'DEQUEUED')
             ORDER BY id LIMIT $2
             """
         reader.query(sql, [.text(afterID), .int64(Int64(limit))]) { result in
-            completion(result.map { $0.compactMap(Self.stored) }.mapError { Self.map($0, doing: "read active runs") })
+            completion(result.map(Self.sequenced).mapError { Self.map($0, doing: "read active runs") })
         }
     }
 
     /// QUEUED rows created at or after `since`, oldest first, after the
     /// (created_at, id) position given (the reconciler's bounded pass).
     public func recentQueued(since: Int64, after position: (createdAt: Int64, id: String), limit: Int,
-                             _ completion: @escaping (Result<[(run: StoredRun, lastSeq: Int64)], QueueStoreError>) -> Void) {
+                             _ completion: @escaping (Result<[SequencedRun], QueueStoreError>) -> Void) {
         let sql = """
             SELECT \(Self.columnList) FROM runs
             WHERE created_at >= $1 AND (created_at, id) > ($2, $3) AND status = 'QUEUED'
             ORDER BY created_at, id LIMIT $4
             """
         reader.query(sql, [.int64(since), .int64(position.createdAt), .text(position.id), .int64(Int64(limit))]) { result in
-            completion(result.map { rows in
-                rows.compactMap { row in Self.stored(row).map { ($0, row.int64("last_seq") ?? 0) } }
-            }.mapError { Self.map($0, doing: "read recent runs") })
+            completion(result.map(Self.sequenced).mapError { Self.map($0, doing: "read recent runs") })
         }
     }
 
-    /// Of these (id, last_seq) pairs, the ids whose row is still QUEUED with
-    /// that last_seq (nothing was applied to them in between).
+    private static func sequenced(_ rows: PostgresResult) -> [SequencedRun] {
+        rows.compactMap { row in stored(row).map { ($0, row.int64("last_seq") ?? 0) } }
+    }
+
+    /// Of these (id, last_seq) pairs, the ids whose row is still active
+    /// (QUEUED or DEQUEUED) with that last_seq (nothing applied in between).
     public func stillQueued(_ runs: [(id: String, lastSeq: Int64)], _ completion: @escaping (Result<Set<String>, QueueStoreError>) -> Void) {
         let sql = """
             SELECT r.id FROM runs r JOIN unnest($1::text[], $2::int8[]) AS x(id, seq) ON r.id = x.id
-            WHERE r.status = 'QUEUED' AND r.last_seq = x.seq
+            WHERE r.status IN ('QUEUED', 'DEQUEUED') AND r.last_seq = x.seq
             """
         reader.query(sql, [.textArray(runs.map(\.id)), .int64Array(runs.map(\.lastSeq))]) { result in
             completion(result.map { Set($0.rows.compactMap { $0.first ?? nil }) }.mapError { Self.map($0, doing: "re-read runs") })

@@ -159,4 +159,42 @@ import TestSupport
         #expect(recordedDone == total)
         await client.close()
     }
+
+    @Test func repairReAddsRecordedRunsRedisLacks() async throws {
+        let redis = try OwnRedis()
+        let database = try Self.ownDatabase()
+        defer { database.drop() }
+        let (test, client) = try await QueueEngineTests.started {
+            $0.redisURL = redis.url
+            $0.databaseURL = database.url
+        }
+        let n = Names()
+        _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: (0..<3).map { n.run("r\($0)") })))
+        await client.close()
+        #expect(await test.server.stop() == 0)
+        redis.kill()
+        try redis.start()  // Redis lost everything while no server ran
+
+        let process = Process()
+        process.executableURL = Binaries.runqueued.deletingLastPathComponent().appendingPathComponent("runqueue")
+        process.arguments = ["repair", "--json"]
+        process.environment = ["RUNQUEUE_REDIS_URL": redis.url, "RUNQUEUE_DATABASE_URL": database.url]
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(output.contains("\"added\":3"), "\(output)")
+
+        // Repaired: a server finds the runs (no rebuild needed) and a second repair adds nothing.
+        let (again, client2) = try await QueueEngineTests.started {
+            $0.redisURL = redis.url
+            $0.databaseURL = database.url
+        }
+        #expect(Set(try await dequeue(client2, n("wq"), wait: 2000).map(\.runID)) == Set((0..<3).map { n("r\($0)") }))
+        await client2.close()
+        #expect(await again.server.stop() == 0)
+    }
 }
