@@ -105,9 +105,17 @@ import TestSupport
     }
 
     @Test func theReconcilerQueuesRecordedRunsMissingFromRedis() async throws {
-        let (test, client) = try await QueueEngineTests.started { $0.reconcileIntervalMs = 200 }
+        // Its own Redis and database: the reconciler walks every recent row.
+        let redis = try CrashTests.OwnRedis()
+        let database = try CrashTests.ownDatabase()
+        defer { database.drop() }
+        let (test, client) = try await QueueEngineTests.started {
+            $0.reconcileIntervalMs = 200
+            $0.redisURL = redis.url
+            $0.databaseURL = database.url
+        }
         let n = Names()
-        try await insertRow(n, id: "orphan", queue: "q", concurrencyKey: "")
+        try await insertRow(n, id: "orphan", queue: "q", concurrencyKey: "", databaseURL: database.url)
         let got = try await dequeue(client, n("wq"), wait: 5000)
         #expect(got.map(\.runID) == [n("orphan")])
         await client.close()
@@ -115,7 +123,8 @@ import TestSupport
     }
 
     /// Inserts a QUEUED row directly, as if the server died between the commit and Redis.
-    func insertRow(_ n: Names, id: String, queue: String, concurrencyKey: String) async throws {
+    func insertRow(_ n: Names, id: String, queue: String, concurrencyKey: String,
+                   databaseURL: String = TestServices.databaseURL) async throws {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let sql = """
             INSERT INTO runs (id, org_id, project_id, environment_id, environment_type, queue, concurrency_key,
@@ -125,10 +134,37 @@ import TestSupport
             """
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["psql", TestServices.databaseURL, "-v", "ON_ERROR_STOP=1", "-qc", sql]
+        process.arguments = ["psql", databaseURL, "-v", "ON_ERROR_STOP=1", "-qc", sql]
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
+    }
+
+    @Test func withPostgreSQLDownEnqueueAnswersUnavailableAndWritesNothing() async throws {
+        let test = try await TestServer.start {
+            $0.databaseURL = "postgres://postgres@127.0.0.1:\(TestServices.unusedPort())/postgres"
+        }
+        let client = try await RunQueueConnection.connect(to: test.address)
+        let n = Names()
+        // Wait for Redis (QueueStats answers from Redis alone).
+        for _ in 0..<100 {
+            if (try? await client.call(.queueStats(QueueStatsRequest(environmentID: n("env"))))) != nil { break }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        do {
+            _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
+            Issue.record("enqueue succeeded without PostgreSQL")
+        } catch {
+            #expect(error.code == .unavailable)
+            #expect(error.message.contains("PostgreSQL"))
+        }
+        guard case .queueStats(let stats)? = try await client.call(.queueStats(QueueStatsRequest(environmentID: n("env")))) else {
+            Issue.record("stats"); return
+        }
+        #expect(stats.length == 0)
+        #expect(try await dequeue(client, n("wq")).isEmpty)
+        await client.close()
+        #expect(await test.server.stop() == 0)
     }
 }
