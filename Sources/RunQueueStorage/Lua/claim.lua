@@ -70,18 +70,25 @@ local laneIndex = {}
 local runsOut = {}
 local got = 0
 
+local varCaps = {}
+
+-- Takes up to `want` runs of environment E, oldest first across its lanes.
+-- Each lane visit takes as many runs as the caps allow at once, but never a
+-- run ordered after the next lane's head (so the order across lanes is the
+-- same as taking one run at a time from whichever lane has the oldest head).
 local function take_env(E, want)
   local envCap, envLimit = env_cap(tag, E, defLimit, defBurst)
   local envRun = k_env(tag, E, 'run')
   local idx = k_wqe(tag, W, E)
+  local envCount = redis.call('SCARD', envRun)
   local took = 0
   while took < want do
-    if redis.call('SCARD', envRun) >= envCap then
+    if envCount >= envCap then
       redis.call('SADD', k_env(tag, E, 'pw'), W)
       redis.call('ZREM', wqKey, E)
       return took, false
     end
-    local first = redis.call('ZRANGE', idx, 0, 0)
+    local first = redis.call('ZRANGE', idx, 0, 1, 'WITHSCORES')
     local L = first[1]
     if not L then
       redis.call('ZREM', wqKey, E)
@@ -91,25 +98,41 @@ local function take_env(E, want)
     local V = E .. '|' .. Q .. '|' .. C
     local varRun = k_var(tag, V, 'run')
     local ready = k_lane(tag, L, 'r')
-    if redis.call('SCARD', varRun) >= variant_cap(tag, E, Q, envLimit) then
+    local varCap = varCaps[V]
+    if not varCap then
+      varCap = variant_cap(tag, E, Q, envLimit)
+      varCaps[V] = varCap
+    end
+    local varCount = redis.call('SCARD', varRun)
+    if varCount >= varCap then
       redis.call('SADD', k_var(tag, V, 'pl'), L)
       redis.call('SADD', k_env(tag, E, 'pv'), V)
       redis.call('ZREM', idx, L)
     else
-      local pop = redis.call('ZPOPMIN', ready)
-      if pop[1] then
-        local R, order = pop[1], tonumber(pop[2])
-        local side = redis.call('HGET', k_lane(tag, L, 'x'), R)
-        local attempt, ts, prio = side_parse(side)
-        local timestamp = ts or (order + prio)
-        redis.call('SADD', envRun, R)
-        redis.call('SADD', varRun, R)
-        -- A run that was dequeued once never expires by TTL.
-        redis.call('ZREM', k_lane(tag, L, 't'), R)
-        redis.call('HSET', inflightKey, R,
-          string.format('%d', attempt) .. SEP .. string.format('%d', deadline) .. SEP .. L .. SEP .. string.format('%d', timestamp))
-        redis.call('ZADD', leasesKey, deadline, R)
-        outbox(tag, 'D', R, attempt, now)
+      local k = math.min(want - took, envCap - envCount, varCap - varCount)
+      local pop
+      if first[3] then
+        -- Runs ordered strictly before the next lane's head; a tie is
+        -- taken one run at a time, the index deciding between the lanes.
+        pop = redis.call('ZRANGEBYSCORE', ready, '-inf', '(' .. first[4], 'WITHSCORES', 'LIMIT', 0, k)
+        if #pop == 0 then pop = redis.call('ZRANGE', ready, 0, 0, 'WITHSCORES') end
+        if #pop > 0 then
+          local members = {}
+          for j = 1, #pop, 2 do members[#members + 1] = pop[j] end
+          redis.call('ZREM', ready, unpack(members))
+        end
+      else
+        pop = redis.call('ZPOPMIN', ready, k)
+      end
+      local m = #pop / 2
+      if m > 0 then
+        local rs, msgKeys = {}, {}
+        for j = 1, m do
+          rs[j] = pop[2 * j - 1]
+          msgKeys[j] = tag .. ':msg:' .. rs[j]
+        end
+        local sides = redis.call('HMGET', k_lane(tag, L, 'x'), unpack(rs))
+        local msgs = redis.call('MGET', unpack(msgKeys))
         local li = laneIndex[L]
         if not li then
           laneList[#laneList + 1] = L
@@ -117,14 +140,33 @@ local function take_env(E, want)
           li = #laneList / 2
           laneIndex[L] = li
         end
-        local msg = redis.call('GET', tag .. ':msg:' .. R) or ''
-        runsOut[#runsOut + 1] = R
-        runsOut[#runsOut + 1] = li
-        runsOut[#runsOut + 1] = string.format('%d', timestamp)
-        runsOut[#runsOut + 1] = attempt
-        runsOut[#runsOut + 1] = side or ''
-        runsOut[#runsOut + 1] = msg
-        took = took + 1
+        local dl = string.format('%d', deadline)
+        local inflightArgs, leaseArgs = {}, {}
+        for j = 1, m do
+          local R, order = rs[j], tonumber(pop[2 * j])
+          local side = sides[j]
+          local attempt, ts, prio = side_parse(side)
+          local timestamp = ts or (order + prio)
+          local tsText = string.format('%d', timestamp)
+          inflightArgs[#inflightArgs + 1] = R
+          inflightArgs[#inflightArgs + 1] = string.format('%d', attempt) .. SEP .. dl .. SEP .. L .. SEP .. tsText
+          leaseArgs[#leaseArgs + 1] = dl
+          leaseArgs[#leaseArgs + 1] = R
+          outbox(tag, 'D', R, attempt, now)
+          runsOut[#runsOut + 1] = R
+          runsOut[#runsOut + 1] = li
+          runsOut[#runsOut + 1] = tsText
+          runsOut[#runsOut + 1] = attempt
+          runsOut[#runsOut + 1] = side or ''
+          runsOut[#runsOut + 1] = msgs[j] or ''
+        end
+        envCount = envCount + redis.call('SADD', envRun, unpack(rs))
+        redis.call('SADD', varRun, unpack(rs))
+        -- A run that was dequeued once never expires by TTL.
+        redis.call('ZREM', k_lane(tag, L, 't'), unpack(rs))
+        redis.call('HSET', inflightKey, unpack(inflightArgs))
+        redis.call('ZADD', leasesKey, unpack(leaseArgs))
+        took = took + m
       end
       local head = redis.call('ZRANGE', ready, 0, 0, 'WITHSCORES')
       if head[1] then redis.call('ZADD', idx, head[2], L) else redis.call('ZREM', idx, L) end

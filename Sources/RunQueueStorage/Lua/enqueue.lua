@@ -18,41 +18,115 @@
 -- PostgreSQL was created before this script ran (creation first).
 -- Announces due runs per worker queue and the earliest delayed run on the
 -- wake channel (lib.lua), so long polls anywhere look at once.
+--
+-- Lane-level work is done once per lane touched, not once per run: the lane
+-- record and its reference count, the bulk adds to the lane's sets, the
+-- index refresh, one announcement per worker queue.
 local tag = ARGV[1]
 local now = tonumber(ARGV[2])
 local redrive = ARGV[3] == 'redrive'
+local finKey = tag .. ':fin'
 local out = {}
+local lanes = {}      -- L -> per-lane work gathered for the end
+local laneOrder = {}
 local i = 4
 while i <= #ARGV do
   local R, L, record = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local order, due = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   local side, msg, ttl = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   i = i + 8
-  if redrive then redis.call('HDEL', tag .. ':fin', R) end
-  local present = redis.call('HEXISTS', KEYS[2], R) == 1
+  if redrive then redis.call('HDEL', finKey, R) end
+  local lane = lanes[L]
+  local present = (lane and lane.added[R])
+    or redis.call('HEXISTS', KEYS[2], R) == 1
     or redis.call('ZSCORE', k_lane(tag, L, 'r'), R)
     or redis.call('ZSCORE', k_lane(tag, L, 'd'), R)
-    or redis.call('HEXISTS', tag .. ':fin', R) == 1
+    or redis.call('HEXISTS', finKey, R) == 1
     or redis.call('EXISTS', tag .. ':msg:' .. R) == 1
   if present then
     out[#out + 1] = 0
   else
-    lane_ref(tag, L, record)
+    if not lane then
+      lane = { added = {}, n = 0, ready = {}, sides = {}, ttls = {}, minTTL = nil }
+      local m = k_lane(tag, L, 'm')
+      if redis.call('HSETNX', m, 'm', record) == 1 then
+        local E = lane_parts(L)
+        redis.call('SADD', k_env(tag, E, 'lanes'), L)
+        lane.record = record
+      else
+        lane.record = redis.call('HGET', m, 'm')
+      end
+      lanes[L] = lane
+      laneOrder[#laneOrder + 1] = L
+    end
+    lane.added[R] = true
+    lane.n = lane.n + 1
     -- The lane keeps the task identifier of the run that created it; a run
     -- with another one carries its own in its side value.
-    if redis.call('HGET', k_lane(tag, L, 'm'), 'm') ~= record then
+    if lane.record ~= record then
       local a, ts, prio = side_parse(side)
       side = side_build(a, ts, prio, split(record, SEP)[4])
     end
-    if side ~= '' then redis.call('HSET', k_lane(tag, L, 'x'), R, side) end
+    if side ~= '' then
+      lane.sides[#lane.sides + 1] = R
+      lane.sides[#lane.sides + 1] = side
+    end
     if msg ~= '' then redis.call('SET', tag .. ':msg:' .. R, msg) end
     if ttl ~= '' then
-      redis.call('ZADD', k_lane(tag, L, 't'), ttl, R)
-      redis.call('ZADD', tag .. ':ttlq', 'LT', ttl, L)
+      lane.ttls[#lane.ttls + 1] = ttl
+      lane.ttls[#lane.ttls + 1] = R
+      local t = tonumber(ttl)
+      if not lane.minTTL or t < lane.minTTL then
+        lane.minTTL = t
+        lane.minTTLText = ttl
+      end
     end
-    queue_run(tag, L, R, due, order, now)
+    if due > now then
+      redis.call('ZADD', k_lane(tag, L, 'd'), due, R)
+      redis.call('ZADD', tag .. ':due', 'LT', due, L)
+      note_due(due)
+    else
+      lane.ready[#lane.ready + 1] = ARGV[i - 5]
+      lane.ready[#lane.ready + 1] = R
+    end
     out[#out + 1] = 1
   end
+end
+
+-- Per lane: the bulk writes, then the lane's index entry; per environment
+-- and worker queue: the environment's entry, once.
+local envs = {}
+local envOrder = {}
+for _, L in ipairs(laneOrder) do
+  local lane = lanes[L]
+  redis.call('HINCRBY', k_lane(tag, L, 'm'), 'n', lane.n)
+  if #lane.sides > 0 then redis.call('HSET', k_lane(tag, L, 'x'), unpack(lane.sides)) end
+  if #lane.ttls > 0 then
+    redis.call('ZADD', k_lane(tag, L, 't'), unpack(lane.ttls))
+    redis.call('ZADD', tag .. ':ttlq', 'LT', lane.minTTLText, L)
+  end
+  if #lane.ready > 0 then
+    local ready = k_lane(tag, L, 'r')
+    redis.call('ZADD', ready, unpack(lane.ready))
+    local E, Q, W, C = lane_parts(L)
+    local head = redis.call('ZRANGE', ready, 0, 0, 'WITHSCORES')
+    local idx = k_wqe(tag, W, E)
+    if head[1] and redis.call('SISMEMBER', k_var(tag, E .. '|' .. Q .. '|' .. C, 'pl'), L) == 0 then
+      redis.call('ZADD', idx, head[2], L)
+    else
+      redis.call('ZREM', idx, L)
+    end
+    local ew = E .. '|' .. W
+    if not envs[ew] then
+      envs[ew] = { E, W }
+      envOrder[#envOrder + 1] = ew
+    end
+  end
+end
+for _, ew in ipairs(envOrder) do
+  local E, W = envs[ew][1], envs[ew][2]
+  refresh_env(tag, E, W)
+  announce_ready(tag, W)
 end
 flush_due(tag)
 return out
