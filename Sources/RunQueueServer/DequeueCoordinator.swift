@@ -29,7 +29,7 @@ final class DequeueCoordinator {
     /// bytes (with tag and length) plus the numbers and the repeated-field header.
     static let maxRunMessageBytes = 1250
 
-    private let loop: EventLoop
+    let loop: EventLoop
     private let store: QueueStore
     private let clock: ServiceClock
     private let logger: Logger

@@ -18,9 +18,17 @@ final class QueueEngine {
     let clock: ServiceClock
     let expiry: ExpiryPolicy
     let dequeue: DequeueCoordinator
+    /// Acks arriving together go to Redis as one script call per shard.
+    let acks: AckBatcher
     let config: ServerConfig
     /// True once PostgreSQL is connected, migrated and agrees on the shard count.
     let recordsReady: () -> Bool
+    /// False with RUN_ENGINE_TTL_SYSTEM_DISABLED: deadlines are recorded but
+    /// not armed in Redis (nothing expires; the runs dequeue normally).
+    var armsTTLs = true
+    /// Called for each run added to Redis with a TTL deadline (environment, deadline ms):
+    /// the expiry scheduler arms its shard's timer.
+    var onTTLArmed: ((String, Int64) -> Void)?
 
     init(store: QueueStore, records: RunRecords, applier: OutboxApplier, clock: ServiceClock, config: ServerConfig,
          dequeue: DequeueCoordinator, recordsReady: @escaping () -> Bool) {
@@ -31,6 +39,7 @@ final class QueueEngine {
         self.config = config
         expiry = ExpiryPolicy(defaultMaxTTLMs: config.defaultMaxTTLMs)
         self.dequeue = dequeue
+        acks = AckBatcher(loop: dequeue.loop, store: store, clock: clock)
         self.recordsReady = recordsReady
     }
 
@@ -105,12 +114,15 @@ final class QueueEngine {
                 }
             }
             guard !toQueue.isEmpty else { completion(admissions); return }
-            store.enqueue(toQueue.map(\.item), now: now) { [dequeue] results in
+            let armed = armsTTLs
+            let redisItems = armed ? toQueue.map(\.item) : toQueue.map { QueueStore.EnqueueItem(run: $0.item.run, expiresAtMs: nil) }
+            store.enqueue(redisItems, now: now) { [dequeue, onTTLArmed] results in
                 for (entry, result) in zip(toQueue, results) {
                     let expires = entry.item.expiresAtMs ?? 0
                     switch result {
                     case .success(let added):
                         if added { dequeue.runsAdded(workerQueue: entry.item.run.workerQueue, environmentID: entry.item.run.environmentID) }
+                        if added && armed, let deadline = entry.item.expiresAtMs { onTTLArmed?(entry.item.run.environmentID, deadline) }
                         admissions[entry.index] = entry.created ? .created(expiresAtMs: expires) : .existed(expiresAtMs: expires)
                     case .failure(let error) where error.code == .unavailable:
                         admissions[entry.index] = .failed(.unavailable, Self.notQueuedYet)
@@ -218,7 +230,7 @@ final class QueueEngine {
     func ack(_ request: AckRequest, _ context: CallContext) {
         guard validateRun(request.runID, request.environmentID, context) else { return }
         let shard = store.shards.shard(forEnvironment: request.environmentID)
-        store.ack(runID: request.runID, environmentID: request.environmentID, fence: request.attempt, now: clock.nowMs()) { [dequeue, applier] result in
+        acks.ack(QueueStore.AckItem(runID: request.runID, environmentID: request.environmentID, fence: request.attempt)) { [dequeue, applier] result in
             switch result {
             case .success(.done(let ack)):
                 if !ack.alreadyCompleted { dequeue.slotFreed(environmentID: request.environmentID) }

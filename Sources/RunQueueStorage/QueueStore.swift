@@ -222,22 +222,83 @@ public final class QueueStore: @unchecked Sendable {
         }
     }
 
+    /// One run to ack in a batch.
+    public struct AckItem: Sendable {
+        public var runID: String
+        public var environmentID: String
+        public var fence: UInt32?
+
+        public init(runID: String, environmentID: String, fence: UInt32?) {
+            self.runID = runID
+            self.environmentID = environmentID
+            self.fence = fence
+        }
+    }
+
     public func ack(runID: String, environmentID: String, fence: UInt32?, now: Int64,
                     _ completion: @escaping (Result<FencedOutcome<AckResult>, QueueStoreError>) -> Void) {
-        fenced(scripts.ack, runID: runID, environmentID: environmentID, fence: fence, now: now, extra: [], doing: "ack") { result in
-            completion(result.map { outcome in
-                switch outcome {
-                case .done(let parts) where parts.count == 3 && parts[0].int == 2:
-                    // A retry of an ack whose entry is still finishing.
-                    let attempt = UInt32(parts[1].int ?? 0)
-                    if let fence, fence != attempt { return .fenceMismatch(currentAttempt: attempt) }
-                    return .done(AckResult(entryID: parts[2].string ?? "", attempt: attempt, alreadyCompleted: true))
-                case .done(let parts):
-                    return .done(AckResult(entryID: parts.first?.string ?? "", attempt: fence, alreadyCompleted: false))
-                case .notInFlight: return .notInFlight
-                case .fenceMismatch(let attempt): return .fenceMismatch(currentAttempt: attempt)
+        ack([AckItem(runID: runID, environmentID: environmentID, fence: fence)], now: now) { results in
+            completion(results.first ?? .failure(QueueStoreError(.internal, "ack produced no result")))
+        }
+    }
+
+    /// Acks many runs: one script call per shard they touch, each run checked
+    /// on its own. The completion gets one result per item, in order.
+    public func ack(_ items: [AckItem], now: Int64,
+                    _ completion: @escaping ([Result<FencedOutcome<AckResult>, QueueStoreError>]) -> Void) {
+        var byShard: [Int: [Int]] = [:]
+        for (index, item) in items.enumerated() {
+            byShard[shards.shard(forEnvironment: item.environmentID), default: []].append(index)
+        }
+        var results = [Result<FencedOutcome<AckResult>, QueueStoreError>](
+            repeating: .failure(QueueStoreError(.internal, "not answered")), count: items.count)
+        var pending = byShard.count
+        if pending == 0 { completion([]); return }
+        for (shard, indexes) in byShard {
+            let tag = self.tag(shard: shard)
+            var args: [[UInt8]] = [Array(tag.utf8), Array(String(now).utf8), Array(String(config.backoff.maxAttempts).utf8)]
+            args.reserveCapacity(3 + indexes.count * 3)
+            for index in indexes {
+                let item = items[index]
+                args.append(Array(item.runID.utf8))
+                args.append(Array(item.environmentID.utf8))
+                args.append(item.fence.map { Array(String($0).utf8) } ?? [])
+            }
+            redis.evalScript(scripts.ack, keys: [Array((tag + ":inflight").utf8), Array((tag + ":leases").utf8)], args: args) { result in
+                switch result {
+                case .success(.array(let answers)) where answers.count == indexes.count:
+                    for (answer, index) in zip(answers, indexes) {
+                        results[index] = Self.decodeAck(answer, fence: items[index].fence)
+                    }
+                case .success(let other):
+                    for index in indexes { results[index] = .failure(QueueStoreError(.internal, "ack script answered \(other)")) }
+                case .failure(let error):
+                    for index in indexes { results[index] = .failure(Self.map(error, doing: "ack")) }
                 }
-            })
+                pending -= 1
+                if pending == 0 { completion(results) }
+            }
+        }
+    }
+
+    private static func decodeAck(_ answer: RedisValue, fence: UInt32?) -> Result<FencedOutcome<AckResult>, QueueStoreError> {
+        guard let parts = answer.array, !parts.isEmpty else {
+            return .failure(QueueStoreError(.internal, "ack script answered \(answer)"))
+        }
+        switch parts[0].int {
+        case 1 where parts.count == 2:
+            return .success(.done(AckResult(entryID: parts[1].string ?? "", attempt: fence, alreadyCompleted: false)))
+        case 2 where parts.count == 3:
+            // A retry of an ack whose entry is still finishing.
+            let attempt = UInt32(parts[1].int ?? 0)
+            if let fence, fence != attempt { return .success(.fenceMismatch(currentAttempt: attempt)) }
+            return .success(.done(AckResult(entryID: parts[2].string ?? "", attempt: attempt, alreadyCompleted: true)))
+        case 0:
+            return .success(.notInFlight)
+        case -1:
+            return .success(.fenceMismatch(currentAttempt: UInt32(parts.count > 1 ? parts[1].int ?? 0 : 0)))
+        default:
+            return .failure(QueueStoreError(.internal, "ack script answered \(parts)"))
         }
     }
 
