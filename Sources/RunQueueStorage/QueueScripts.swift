@@ -19,11 +19,12 @@ public struct QueueScripts: Sendable {
     public let limits: RedisScript
     public let stats: RedisScript
     public let read: RedisScript
+    public let expire: RedisScript
 
     /// Every script by name, for tests that run them all (e.g. on a cluster node).
     public var all: [String: RedisScript] {
         ["enqueue": enqueue, "claim": claim, "ack": ack, "nack": nack, "heartbeat": heartbeat, "release": release,
-         "lapse": lapse, "outbox_done": outboxDone, "pause": pause, "present": present, "epoch": epoch, "limits": limits, "stats": stats, "read": read]
+         "lapse": lapse, "outbox_done": outboxDone, "pause": pause, "present": present, "epoch": epoch, "limits": limits, "stats": stats, "read": read, "expire": expire]
     }
 
     public static let shared: QueueScripts = {
@@ -52,6 +53,7 @@ public struct QueueScripts: Sendable {
         limits = try load("limits")
         stats = try load("stats")
         read = try load("read")
+        expire = try load("expire")
     }
 
     private static func file(_ name: String) throws -> String {

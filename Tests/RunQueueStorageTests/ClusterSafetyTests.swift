@@ -270,6 +270,13 @@ final class PrivateClusterNode: @unchecked Sendable {
         #expect(try await h.stats(env: b).length == 0)
         #expect(try await h.stats(env: a).inFlight == 0)
 
+        // expire: the one run never dequeued (a3, delayed, with a TTL) expires on its slot.
+        let shardA = shardOf(a)
+        let expiredA: Result<QueueStore.ExpireResult, QueueStoreError> = await withCheckedContinuation { done in
+            h.loop.execute { h.store.expire(shard: shardA, now: t + 3_600_000, batch: 100) { done.resume(returning: $0) } }
+        }
+        #expect(try expiredA.get().expired == 1)
+
         // Every script ran on this node (started by this test with none
         // cached; the store loads each on first use), and the only error replies Redis
         // ever gave were the NOSCRIPT answers that made the store send a
