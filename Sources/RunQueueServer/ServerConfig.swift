@@ -42,6 +42,19 @@ public struct ServerConfig: Sendable {
     public var runRetentionMs: Int64 = 7 * 86_400_000
     /// How often the reconciler re-adds recent QUEUED rows missing from Redis.
     public var reconcileIntervalMs: UInt64 = 10_000
+    /// RUN_ENGINE_TTL_SYSTEM_DISABLED: no expiry at all (TTLs are parsed and
+    /// recorded but not armed in Redis; runs with a deadline dequeue normally).
+    public var ttlSystemDisabled = false
+    /// RUN_ENGINE_TTL_SYSTEM_POLL_INTERVAL_MS: upper bound of each shard's expiry timer.
+    public var ttlPollIntervalMs: UInt64 = 1000
+    /// RUN_ENGINE_TTL_SYSTEM_BATCH_SIZE: runs expired per script call.
+    public var ttlBatchSize = 100
+    /// RUN_ENGINE_TTL_CONSUMERS_DISABLED: this instance arms TTLs but runs no expiry timers.
+    public var ttlConsumersDisabled = false
+    /// RUN_ENGINE_TTL_SYSTEM_SHARD_COUNT: if set, must equal the queue shard count.
+    public var ttlShardCount: Int?
+    /// RUNQUEUE_EXPIRY_EVENT_RETENTION: expiry events older than this are pruned.
+    public var expiryEventRetentionMs: Int64 = 7 * 86_400_000
     /// False runs the protocol layer alone (Hello, Ping, Cancel; engine
     /// methods answer UNAVAILABLE): for tests of the transport. Not a setting.
     public var storesEnabled = true
@@ -167,6 +180,33 @@ public struct ServerConfig: Sendable {
         Key(env: "RUNQUEUE_HOUSEKEEPING_INTERVAL_MS", flag: "--housekeeping-interval-ms") { config, value throws(ConfigError) in
             config.housekeepingIntervalMs = UInt64(try integer(value, key: "RUNQUEUE_HOUSEKEEPING_INTERVAL_MS", in: 50...60_000))
         },
+        Key(env: "RUN_ENGINE_TTL_SYSTEM_DISABLED", flag: "--ttl-system-disabled") { config, value throws(ConfigError) in
+            config.ttlSystemDisabled = try boolean(value, key: "RUN_ENGINE_TTL_SYSTEM_DISABLED")
+        },
+        Key(env: "RUN_ENGINE_TTL_SYSTEM_POLL_INTERVAL_MS", flag: "--ttl-poll-interval-ms") { config, value throws(ConfigError) in
+            config.ttlPollIntervalMs = UInt64(try integer(value, key: "RUN_ENGINE_TTL_SYSTEM_POLL_INTERVAL_MS", in: 10...3_600_000))
+        },
+        Key(env: "RUN_ENGINE_TTL_SYSTEM_BATCH_SIZE", flag: "--ttl-batch-size") { config, value throws(ConfigError) in
+            config.ttlBatchSize = try integer(value, key: "RUN_ENGINE_TTL_SYSTEM_BATCH_SIZE", in: 1...100_000)
+        },
+        Key(env: "RUN_ENGINE_TTL_CONSUMERS_DISABLED", flag: "--ttl-consumers-disabled") { config, value throws(ConfigError) in
+            config.ttlConsumersDisabled = try boolean(value, key: "RUN_ENGINE_TTL_CONSUMERS_DISABLED")
+        },
+        Key(env: "RUN_ENGINE_TTL_SYSTEM_SHARD_COUNT", flag: "--ttl-shard-count") { config, value throws(ConfigError) in
+            config.ttlShardCount = try integer(value, key: "RUN_ENGINE_TTL_SYSTEM_SHARD_COUNT", in: 1...1024)
+        },
+        Key(env: "RUNQUEUE_EXPIRY_EVENT_RETENTION", flag: "--expiry-event-retention") { config, value throws(ConfigError) in
+            do {
+                guard let ms = try TTLParser.milliseconds(value, field: "RUNQUEUE_EXPIRY_EVENT_RETENTION") else {
+                    throw ConfigError("RUNQUEUE_EXPIRY_EVENT_RETENTION must be a positive duration such as 7d")
+                }
+                config.expiryEventRetentionMs = ms
+            } catch let error as TTLError {
+                throw ConfigError(error.message)
+            } catch {
+                throw ConfigError("RUNQUEUE_EXPIRY_EVENT_RETENTION must be a positive duration such as 7d")
+            }
+        },
     ]
 
     /// Builds the configuration from `environment`, then `arguments` (flags
@@ -196,7 +236,19 @@ public struct ServerConfig: Sendable {
             try key.apply(&config, value)
             index += 1
         }
+        if let ttlShards = config.ttlShardCount, ttlShards != config.shardCount {
+            throw ConfigError("RUN_ENGINE_TTL_SYSTEM_SHARD_COUNT is \(ttlShards) but RUN_ENGINE_RUN_QUEUE_SHARD_COUNT is \(config.shardCount); "
+                              + "the TTL index lives in the queue's shard, so they must be equal (or leave RUN_ENGINE_TTL_SYSTEM_SHARD_COUNT unset)")
+        }
         return config
+    }
+
+    private static func boolean(_ value: String, key: String) throws(ConfigError) -> Bool {
+        switch value.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off", "": return false
+        default: throw ConfigError("\(key) must be true or false (1/0), got \"\(value)\"")
+        }
     }
 
     private static func integer(_ value: String, key: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int {

@@ -28,6 +28,7 @@ final class ServerCore {
     private var stores: Stores?
     private var clock: ServiceClock?
     private var maintenance: Maintenance?
+    private var expiry: ExpiryScheduler?
     /// Set when a fatal configuration conflict stopped the server (exit code 2).
     private(set) var fatalError: String?
     private var onStopped: [() -> Void] = []
@@ -87,10 +88,24 @@ final class ServerCore {
         self.maintenance = maintenance
         stores.onAnnouncement = { payload in dequeue.announcement(payload) }
         stores.onWakeReconnect = { dequeue.forgetHints() }
-        router.engine = QueueEngine(store: store, records: records, applier: applier, clock: clock, config: config,
-                                    dequeue: dequeue, recordsReady: { [unowned stores] in stores.postgresReady })
+        let engine = QueueEngine(store: store, records: records, applier: applier, clock: clock, config: config,
+                                 dequeue: dequeue, recordsReady: { [unowned stores] in stores.postgresReady })
+        engine.armsTTLs = !config.ttlSystemDisabled
+        if !config.ttlSystemDisabled && !config.ttlConsumersDisabled {
+            var settings = ExpiryScheduler.Settings()
+            settings.pollIntervalMs = config.ttlPollIntervalMs
+            settings.batchSize = config.ttlBatchSize
+            settings.leaseMs = max(5000, 3 * Int64(config.ttlPollIntervalMs))
+            settings.eventRetentionMs = config.expiryEventRetentionMs
+            let expiry = ExpiryScheduler(loop: loop, store: store, records: records, clock: clock, logger: logger, settings: settings)
+            expiry.applier = applier
+            engine.onTTLArmed = { [unowned expiry] environment, deadline in expiry.deadlineArmed(environmentID: environment, atMs: deadline) }
+            self.expiry = expiry
+        }
+        router.engine = engine
         stores.start()
         clock.start(loop: loop, redis: stores.redis)
+        expiry?.start()
         self.stores = stores
         self.clock = clock
     }
@@ -155,6 +170,7 @@ final class ServerCore {
         signals.removeAll()
         router.close()
         maintenance?.close()
+        expiry?.close()
         clock?.close()
         stores?.close()
         stopped = true

@@ -224,23 +224,73 @@ public final class RunRecords: @unchecked Sendable {
           AND (x.op NOT IN ('D', 'E') OR runs.status = 'QUEUED')
         """
 
+    /// Expired runs: marked EXPIRED and appended to the expiry event log in
+    /// one statement, guarded by status, so a replayed entry appends nothing.
+    private static let expireSQL = """
+        WITH e AS (
+            UPDATE runs SET status = 'EXPIRED', attempt = x.attempt, last_seq = x.seq, updated_at = x.t, expired_at = x.t
+            FROM unnest($1::text[], $2::int8[], $3::int4[], $4::int8[]) AS x(id, seq, attempt, t)
+            WHERE runs.id = x.id AND runs.last_seq < x.seq AND runs.status = 'QUEUED'
+            RETURNING runs.id, runs.org_id, runs.project_id, runs.environment_id, runs.environment_type, runs.queue,
+                      runs.concurrency_key, runs.task_identifier, runs.ttl, runs.expires_at, runs.expired_at, x.seq
+        )
+        INSERT INTO expiry_events (run_id, org_id, project_id, environment_id, environment_type, queue, concurrency_key,
+                                   task_identifier, ttl, expires_at, expired_at)
+        SELECT id, org_id, project_id, environment_id, environment_type, queue, concurrency_key, task_identifier, ttl,
+               expires_at, expired_at
+        FROM e ORDER BY seq, id
+        """
+
+    /// The transaction-scoped advisory lock that serialises appends to the
+    /// expiry event log (commit order = cursor order).
+    public static let expiryAppendLock: Int64 = 0x7271_6578_7069_7279 // "rqexpiry"
+    /// Channel notified when expiry events were appended (log readers wake on it).
+    public static let expiryChannel = "runqueue_expiry"
+
     /// Applies outbox entries in one guarded statement. Several entries of
     /// one run in a batch collapse to the newest (each entry carries the
     /// whole new state, and UPDATE ... FROM applies one source row per row).
+    /// Expiries (E) go in the same transaction through expireSQL, after the
+    /// append lock is taken.
     public func apply(_ entries: [OutboxEntry], _ completion: @escaping (Result<Void, QueueStoreError>) -> Void) {
         var newest: [String: OutboxEntry] = [:]
         for entry in entries {
             if let known = newest[entry.runID], known.sequence >= entry.sequence { continue }
             newest[entry.runID] = entry
         }
-        let list = Array(newest.values)
-        guard !list.isEmpty else { completion(.success(())); return }
-        let params: [PostgresBindable] = [
-            .textArray(list.map(\.runID)), .int64Array(list.map(\.sequence)), .textArray(list.map(\.op.rawValue)),
-            .int64Array(list.map { Int64($0.attempt) }), .int64Array(list.map(\.timeMs)),
-        ]
-        writer.query(Self.applySQL, params) { result in
+        let all = Array(newest.values)
+        guard !all.isEmpty else { completion(.success(())); return }
+        let expired = all.filter { $0.op == .expired }
+        let list = all.filter { $0.op != .expired }
+        var statements: [PostgresStatement] = []
+        if !list.isEmpty {
+            statements.append(PostgresStatement(Self.applySQL, [
+                .textArray(list.map(\.runID)), .int64Array(list.map(\.sequence)), .textArray(list.map(\.op.rawValue)),
+                .int64Array(list.map { Int64($0.attempt) }), .int64Array(list.map(\.timeMs)),
+            ]))
+        }
+        if !expired.isEmpty {
+            let ordered = expired.sorted { $0.sequence < $1.sequence }
+            statements.append(PostgresStatement("SELECT pg_advisory_xact_lock($1)", [.int64(Self.expiryAppendLock)]))
+            statements.append(PostgresStatement(Self.expireSQL, [
+                .textArray(ordered.map(\.runID)), .int64Array(ordered.map(\.sequence)),
+                .int64Array(ordered.map { Int64($0.attempt) }), .int64Array(ordered.map(\.timeMs)),
+            ]))
+            statements.append(PostgresStatement("SELECT pg_notify($1, '')", [.text(Self.expiryChannel)]))
+        }
+        writer.transaction(statements) { result in
             completion(result.map { _ in () }.mapError { Self.map($0, doing: "apply queue changes") })
+        }
+    }
+
+    /// Deletes up to `limit` of the oldest expiry events expired before `before`; returns how many.
+    public func pruneExpiryEvents(before: Int64, limit: Int, _ completion: @escaping (Result<Int, QueueStoreError>) -> Void) {
+        let sql = """
+            DELETE FROM expiry_events WHERE cursor IN (
+                SELECT cursor FROM expiry_events WHERE expired_at < $1 ORDER BY expired_at LIMIT $2)
+            """
+        writer.query(sql, [.int64(before), .int64(Int64(limit))]) { result in
+            completion(result.map(\.affectedRows).mapError { Self.map($0, doing: "prune expiry events") })
         }
     }
 
