@@ -111,7 +111,7 @@ final class OutboxApplier {
                         finish(shard, failed: true, error: "\(error)")
                         return
                     }
-                    store.outboxDone(shard: shard, entries: entries) { [unowned self] _ in
+                    store.outboxDone(shard: shard, entries: entries, oldest: true) { [unowned self] _ in
                         let upTo = entries.count < batch ? Int64.max : entries.map(\.sequence).max() ?? 0
                         resolve(shard, covered, upTo: upTo)
                         if entries.count == batch { state.again = true }

@@ -67,18 +67,40 @@ extension QueueStore {
         }
     }
 
-    /// PostgreSQL has these entries: delete them and clear their finishing marks.
-    public func outboxDone(shard: Int, entries: [OutboxEntry], _ completion: @escaping (Result<Void, QueueStoreError>) -> Void) {
+    /// PostgreSQL has these entries: delete them and clear their finishing
+    /// marks. `oldest`: the entries are the oldest of the stream, read from
+    /// its start (as `readOutbox` reads), so the stream is trimmed up to the
+    /// newest of them at once instead of deleting entry by entry.
+    public func outboxDone(shard: Int, entries: [OutboxEntry], oldest: Bool = false,
+                           _ completion: @escaping (Result<Void, QueueStoreError>) -> Void) {
         guard !entries.isEmpty else { completion(.success(())); return }
         let tag = tag(shard: shard)
         var args = [tag]
-        for entry in entries {
-            args.append(entry.id)
-            args.append(entry.runID)
+        if oldest, let newest = entries.max(by: { Self.entryIDLess($0.id, $1.id) }) {
+            args.append(newest.id)
+            // Only completions, dead letters and expiries set finishing marks.
+            for entry in entries where entry.op != .dequeued && entry.op != .queued {
+                args.append(entry.id)
+                args.append(entry.runID)
+            }
+        } else {
+            args.append("")
+            for entry in entries {
+                args.append(entry.id)
+                args.append(entry.runID)
+            }
         }
         redis.evalScript(scripts.outboxDone, keys: [tag + ":outbox", tag + ":fin"], args: args) { result in
             completion(result.map { _ in () }.mapError { Self.map($0, doing: "acknowledge outbox entries") })
         }
+    }
+
+    /// Stream entry id order ("ms-seq", both compared as numbers).
+    static func entryIDLess(_ a: String, _ b: String) -> Bool {
+        let pa = a.split(separator: "-"), pb = b.split(separator: "-")
+        let ma = UInt64(pa.first ?? "") ?? 0, mb = UInt64(pb.first ?? "") ?? 0
+        if ma != mb { return ma < mb }
+        return (UInt64(pa.last ?? "") ?? 0) < (UInt64(pb.last ?? "") ?? 0)
     }
 
     /// Pauses lapses on a shard for `ttlMs` (renew to keep it), or resumes them.
