@@ -215,6 +215,36 @@ import UVLoop
         #expect(await active.server.stop() == 0)
     }
 
+    @Test func twoInstancesExpireEachRunOnceAndTheSurvivorTakesOver() async throws {
+        let (first, firstClient) = try await Self.started()
+        let (second, secondClient) = try await Self.started()
+        let n = Names()
+        // Several environments, so several shards (and both instances' timers) are involved.
+        let runs = (0..<60).map { n.run("r\($0)", env: "env\($0 % 6)", ttl: "1s") }
+        _ = try await firstClient.call(.enqueueBatch(EnqueueBatchRequest(runs: Array(runs.prefix(30)))))
+        _ = try await secondClient.call(.enqueueBatch(EnqueueBatchRequest(runs: Array(runs.suffix(30)))))
+        func allExpired(_ client: RunQueueConnection, _ runs: [RunDescriptor]) async throws -> Bool {
+            for _ in 0..<80 {
+                var done = true
+                for run in runs where try await getRun(client, run.runID)?.status != .expired { done = false; break }
+                if done { return true }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            return false
+        }
+        #expect(try await allExpired(secondClient, runs))
+        let prefix = n("r")
+        #expect(Self.sql("SELECT count(*) || ',' || count(DISTINCT run_id) FROM expiry_events WHERE run_id LIKE '\(prefix)%'") == "60,60")
+        // The first instance stops (its leases are given back): the second expires everything from now on.
+        await firstClient.close()
+        #expect(await first.server.stop() == 0)
+        let later = (0..<12).map { n.run("later\($0)", env: "env\($0 % 6)", ttl: "1s") }
+        _ = try await secondClient.call(.enqueueBatch(EnqueueBatchRequest(runs: later)))
+        #expect(try await allExpired(secondClient, later))
+        await secondClient.close()
+        #expect(await second.server.stop() == 0)
+    }
+
     @Test func theTTLShardCountMustMatchTheQueueShardCount() throws {
         #expect(throws: ConfigError.self) {
             _ = try ServerConfig.load(environment: ["RUN_ENGINE_TTL_SYSTEM_SHARD_COUNT": "8"], arguments: [])
