@@ -53,7 +53,7 @@ public struct ServerConfig: Sendable {
     public var ttlConsumersDisabled = false
     /// RUN_ENGINE_TTL_SYSTEM_SHARD_COUNT: if set, must equal the queue shard count.
     public var ttlShardCount: Int?
-    /// RUNQUEUE_EXPIRY_EVENT_RETENTION: expiry events older than this are pruned.
+    /// RUNQUEUE_EVENT_RETENTION (the protocol's name): expiry events older than this are pruned.
     public var expiryEventRetentionMs: Int64 = 7 * 86_400_000
     /// False runs the protocol layer alone (Hello, Ping, Cancel; engine
     /// methods answer UNAVAILABLE): for tests of the transport. Not a setting.
@@ -195,16 +195,16 @@ public struct ServerConfig: Sendable {
         Key(env: "RUN_ENGINE_TTL_SYSTEM_SHARD_COUNT", flag: "--ttl-shard-count") { config, value throws(ConfigError) in
             config.ttlShardCount = try integer(value, key: "RUN_ENGINE_TTL_SYSTEM_SHARD_COUNT", in: 1...1024)
         },
-        Key(env: "RUNQUEUE_EXPIRY_EVENT_RETENTION", flag: "--expiry-event-retention") { config, value throws(ConfigError) in
+        Key(env: "RUNQUEUE_EVENT_RETENTION", flag: "--event-retention") { config, value throws(ConfigError) in
             do {
-                guard let ms = try TTLParser.milliseconds(value, field: "RUNQUEUE_EXPIRY_EVENT_RETENTION") else {
-                    throw ConfigError("RUNQUEUE_EXPIRY_EVENT_RETENTION must be a positive duration such as 7d")
+                guard let ms = try TTLParser.milliseconds(value, field: "RUNQUEUE_EVENT_RETENTION") else {
+                    throw ConfigError("RUNQUEUE_EVENT_RETENTION must be a positive duration such as 7d")
                 }
                 config.expiryEventRetentionMs = ms
             } catch let error as TTLError {
                 throw ConfigError(error.message)
             } catch {
-                throw ConfigError("RUNQUEUE_EXPIRY_EVENT_RETENTION must be a positive duration such as 7d")
+                throw ConfigError("RUNQUEUE_EVENT_RETENTION must be a positive duration such as 7d")
             }
         },
     ]
