@@ -44,6 +44,8 @@ final class DequeueCoordinator {
     private var housekeeping: LoopTimer?
     private var closed = false
     private var draining = false
+    private var freedShards: Set<Int> = []
+    private var freedTimer: LoopTimer?
     /// Writes the outbox entries claims, lapses and releases append.
     var applier: OutboxApplier?
     /// A claim met a shard whose epoch does not match (its Redis state was lost).
@@ -248,9 +250,17 @@ final class DequeueCoordinator {
     }
 
     /// Slots were freed or limits changed in an environment: any worker queue
-    /// of its shard may have claimable work.
+    /// of its shard may have claimable work. Coalesced per loop iteration:
+    /// a batch of acks frees many slots at once.
     func slotFreed(environmentID: String) {
-        shardChanged(store.shards.shard(forEnvironment: environmentID))
+        freedShards.insert(store.shards.shard(forEnvironment: environmentID))
+        guard freedTimer == nil, !closed else { return }
+        freedTimer = loop.schedule(afterMs: 0) { [unowned self] in
+            freedTimer = nil
+            let shards = freedShards
+            freedShards.removeAll()
+            for shard in shards { shardChanged(shard) }
+        }
     }
 
     /// An announcement from the wake channel (any instance's script).
@@ -343,6 +353,8 @@ final class DequeueCoordinator {
     func close() {
         drain()
         closed = true
+        freedTimer?.close()
+        freedTimer = nil
         housekeeping?.close()
         housekeeping = nil
         wakeTimer?.close()

@@ -30,14 +30,17 @@ final class OutboxApplier {
     private let batch = 500
     private var shards: [ShardState]
     private var ticker: LoopTimer?
+    private var sweeper: LoopTimer?
     private var closed = false
 
     private final class Waiter {
         let sequence: Int64
+        let deadlineMs: UInt64
         let completion: (Bool) -> Void
-        var timer: LoopTimer?
-        init(sequence: Int64, completion: @escaping (Bool) -> Void) {
+        var done = false
+        init(sequence: Int64, deadlineMs: UInt64, completion: @escaping (Bool) -> Void) {
             self.sequence = sequence
+            self.deadlineMs = deadlineMs
             self.completion = completion
         }
     }
@@ -78,16 +81,12 @@ final class OutboxApplier {
     /// `completion(false)` after the wait bound.
     func waitApplied(shard: Int, entryID: String, _ completion: @escaping (Bool) -> Void) {
         let sequence = OutboxEntry.sequence(ofEntryID: entryID)
-        let waiter = Waiter(sequence: sequence, completion: completion)
+        // Deadlines are checked by one sweep timer, not a timer per waiter:
+        // under load thousands of acks wait at once.
+        let waiter = Waiter(sequence: sequence, deadlineMs: loop.nowMs + waitBoundMs, completion: completion)
         let state = shards[shard]
         state.waiters.append(waiter)
-        waiter.timer = loop.schedule(afterMs: waitBoundMs) { [unowned self] in
-            waiter.timer = nil
-            if let index = shards[shard].waiters.firstIndex(where: { $0 === waiter }) {
-                shards[shard].waiters.remove(at: index)
-                waiter.completion(false)
-            }
-        }
+        armSweep()
         // A pass already running may have read past this entry's position
         // before it was written: ask for another.
         kick(shard)
@@ -123,12 +122,37 @@ final class OutboxApplier {
     }
 
     private func resolve(_ shard: Int, _ covered: [Waiter], upTo: Int64) {
-        let state = shards[shard]
-        for waiter in covered where waiter.sequence <= upTo {
-            guard let index = state.waiters.firstIndex(where: { $0 === waiter }) else { continue }
-            state.waiters.remove(at: index)
-            waiter.timer?.close()
+        var any = false
+        for waiter in covered where waiter.sequence <= upTo && !waiter.done {
+            waiter.done = true
+            any = true
             waiter.completion(true)
+        }
+        if any { shards[shard].waiters.removeAll { $0.done } }
+    }
+
+    /// Fails the waiters whose bound passed; runs while any waiter waits.
+    private func armSweep() {
+        guard sweeper == nil, !closed else { return }
+        let sweeper = LoopTimer(loop: loop)
+        self.sweeper = sweeper
+        sweeper.start(afterMs: 100, repeatMs: 100) { [unowned self] in
+            let now = loop.nowMs
+            var waiting = false
+            for state in shards {
+                var expired = false
+                for waiter in state.waiters where !waiter.done && waiter.deadlineMs <= now {
+                    waiter.done = true
+                    expired = true
+                    waiter.completion(false)
+                }
+                if expired { state.waiters.removeAll { $0.done } }
+                if !state.waiters.isEmpty { waiting = true }
+            }
+            if !waiting {
+                self.sweeper?.close()
+                self.sweeper = nil
+            }
         }
     }
 
@@ -159,11 +183,13 @@ final class OutboxApplier {
         closed = true
         ticker?.close()
         ticker = nil
+        sweeper?.close()
+        sweeper = nil
         for state in shards {
             let waiters = state.waiters
             state.waiters.removeAll()
-            for waiter in waiters {
-                waiter.timer?.close()
+            for waiter in waiters where !waiter.done {
+                waiter.done = true
                 waiter.completion(false)
             }
         }
