@@ -1,0 +1,167 @@
+import ArgumentParser
+import Foundation
+
+/// A duration argument: `250ms`, `5s`, `2m`, `1h`, or a bare number of
+/// seconds; `0` means none (nil).
+struct LoadDuration: ExpressibleByArgument, Sendable {
+    let value: Duration?
+
+    init(_ value: Duration?) {
+        self.value = value
+    }
+
+    init?(argument: String) {
+        let text = argument.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(String, Duration)] = [("ms", .milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)), ("h", .seconds(3600))]
+        var number = Substring(text)
+        var unit: Duration = .seconds(1)
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            number = text.dropLast(suffix.count)
+            unit = scale
+            break
+        }
+        guard !number.isEmpty, number.allSatisfy({ $0.isNumber || $0 == "." }), let amount = Double(number), amount.isFinite, amount >= 0 else {
+            return nil
+        }
+        value = amount == 0 ? nil : unit * amount
+    }
+
+    var defaultValueDescription: String {
+        guard let value else { return "0" }
+        let ms = value.components.seconds * 1000 + value.components.attoseconds / 1_000_000_000_000_000
+        return ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
+}
+
+/// stdout for results, stderr for progress and diagnostics, each written at once.
+enum Console {
+    static func line(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    static func error(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    static func stderrRaw(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    static let stderrIsTerminal = isatty(2) != 0
+}
+
+/// Unix time in microseconds (wall clock: compared with the server's
+/// expires_at_ms / expired_at_ms).
+func wallMicros() -> Int64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_REALTIME, &spec)
+    return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
+}
+
+/// A JSON value that keeps its keys in the order given (stable output).
+indirect enum JSON {
+    case string(String)
+    case int(Int64)
+    case double(Double)
+    case bool(Bool)
+    case null
+    case array([JSON])
+    case object([(String, JSON)])
+
+    static func int(_ value: Int) -> JSON { .int(Int64(value)) }
+    static func uint(_ value: UInt64) -> JSON { .int(Int64(clamping: value)) }
+    /// A double rounded to `places` decimals.
+    static func number(_ value: Double, places: Int = 3) -> JSON {
+        guard value.isFinite else { return .null }
+        let scale = pow(10.0, Double(places))
+        return .double((value * scale).rounded() / scale)
+    }
+
+    var rendered: String {
+        var out = ""
+        write(to: &out)
+        return out
+    }
+
+    private func write(to out: inout String) {
+        switch self {
+        case .string(let text): Self.quote(text, into: &out)
+        case .int(let value): out += String(value)
+        case .double(let value):
+            if !value.isFinite {
+                out += "null"
+            } else if value == value.rounded(), abs(value) < 1e15 {
+                out += String(Int64(value))
+            } else {
+                out += String(value)
+            }
+        case .bool(let value): out += value ? "true" : "false"
+        case .null: out += "null"
+        case .array(let items):
+            out += "["
+            for (i, item) in items.enumerated() {
+                if i > 0 { out += "," }
+                item.write(to: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (i, (key, value)) in members.enumerated() {
+                if i > 0 { out += "," }
+                Self.quote(key, into: &out)
+                out += ":"
+                value.write(to: &out)
+            }
+            out += "}"
+        }
+    }
+
+    static func quote(_ text: String, into out: inout String) {
+        out += "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+    }
+}
+
+/// 12345 -> "12,345"; for human output only.
+func grouped(_ value: Int) -> String {
+    let digits = String(abs(value))
+    var out = ""
+    for (i, ch) in digits.enumerated() {
+        if i > 0, (digits.count - i) % 3 == 0 { out += "," }
+        out.append(ch)
+    }
+    return value < 0 ? "-" + out : out
+}
+
+/// 1234.5 -> "1.23k", for the progress line.
+func compact(_ value: Double) -> String {
+    if value >= 1e6 { return String(format: "%.2fM", value / 1e6) }
+    if value >= 1e4 { return String(format: "%.1fk", value / 1e3) }
+    if value >= 1e3 { return String(format: "%.2fk", value / 1e3) }
+    return String(format: "%.0f", value)
+}
+
+/// A latency in ms with 2 to 3 significant decimals.
+func ms(_ value: Double) -> String {
+    if value >= 100 { return String(format: "%.0f", value) }
+    if value >= 10 { return String(format: "%.1f", value) }
+    return String(format: "%.2f", value)
+}
