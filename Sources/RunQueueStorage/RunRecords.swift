@@ -244,6 +244,8 @@ public final class RunRecords: @unchecked Sendable {
     /// The transaction-scoped advisory lock that serialises appends to the
     /// expiry event log (commit order = cursor order).
     public static let expiryAppendLock: Int64 = 0x7271_6578_7069_7279 // "rqexpiry"
+    /// Serialises outbox applies across servers (see `apply`).
+    public static let applyLock: Int64 = 0x7271_6170_706C_7921 // "rqapply!"
     /// Channel notified when expiry events were appended (log readers wake on it).
     public static let expiryChannel = "runqueue_expiry"
 
@@ -262,7 +264,11 @@ public final class RunRecords: @unchecked Sendable {
         guard !all.isEmpty else { completion(.success(())); return }
         let expired = all.filter { $0.op == .expired }
         let list = all.filter { $0.op != .expired }
-        var statements: [PostgresStatement] = []
+        // Applies of every server run one at a time: two appliers draining
+        // the same shard would otherwise lock the same rows in different
+        // orders and deadlock (seen with several servers on one database).
+        // Taken first, before any row lock and before the expiry lock.
+        var statements: [PostgresStatement] = [PostgresStatement("SELECT pg_advisory_xact_lock($1)", [.int64(Self.applyLock)])]
         if !list.isEmpty {
             statements.append(PostgresStatement(Self.applySQL, [
                 .textArray(list.map(\.runID)), .int64Array(list.map(\.sequence)), .textArray(list.map(\.op.rawValue)),
