@@ -39,6 +39,16 @@ public final class CallContext {
         connection?.write(Response(callID: callID, status: .ok, endOfStream: false, result: result))
     }
 
+    /// Response bytes queued on this call's connection, not yet taken by
+    /// the peer (a stream stops sending above its threshold).
+    public var queuedBytes: Int { connection?.queuedResponseBytes ?? 0 }
+
+    /// Runs `callback` once the connection's queued responses are written
+    /// (never, if the connection closes first; the call is then cancelled).
+    public func whenDrained(_ callback: @escaping () -> Void) {
+        connection?.whenDrained(callback)
+    }
+
     /// Ends a stream with `end_of_stream = true` and `status`.
     public func finish(_ status: Status) {
         end(Response(callID: callID, status: status, endOfStream: true, result: nil))

@@ -8,6 +8,8 @@ final class MethodRouter {
     private let config: ServerConfig
     /// Nil until the stores are wired (in-process tests without Redis).
     var engine: QueueEngine?
+    /// SubscribeExpiry streams; nil until the stores are wired.
+    var expiryStreams: ExpiryStreams?
 
     init(config: ServerConfig) {
         self.config = config
@@ -39,8 +41,13 @@ final class MethodRouter {
         case .setConcurrencyLimit(let request): withEngine(context) { $0.setConcurrencyLimit(request, context) }
         case .redrive(let request): withEngine(context) { $0.redrive(request, context) }
         case .getRun(let request): withEngine(context) { $0.getRun(request, context) }
-        case .subscribeExpiry:
-            context.fail(.unimplemented, "\(call.methodName) is not implemented by this server yet")
+        case .subscribeExpiry(let request):
+            guard let expiryStreams else {
+                // Protocol-only server (no stores): there is no expiry log to stream.
+                context.fail(.unimplemented, "\(call.methodName) is not implemented by this server: it runs without PostgreSQL")
+                return
+            }
+            expiryStreams.subscribe(request, context)
         }
     }
 
@@ -55,10 +62,12 @@ final class MethodRouter {
     /// Shutdown began: waiting calls answer now (long polls with nothing).
     func drain() {
         engine?.dequeue.drain()
+        expiryStreams?.drain()
     }
 
     /// Releases what the handlers hold (timers, waiting calls).
     func close() {
+        expiryStreams?.close()
         engine?.dequeue.close()
         engine?.applier.close()
     }

@@ -50,12 +50,30 @@ final class ServerConnection {
             // polls) end now and take nothing; the others are answered; then close.
             beginDrain(cancellingWaits: true)
         }
-        tcp.onDrained = { [unowned self] in updateReading() }
+        tcp.onDrained = { [unowned self] in
+            updateReading()
+            let waiters = drainWaiters
+            drainWaiters.removeAll()
+            for waiter in waiters { waiter() }
+        }
         tcp.onClose = { [unowned self] in didClose() }
         tcp.startReading()
     }
 
     var callsInProgress: Int { calls.count }
+
+    /// Callbacks waiting for every queued response byte to reach the socket.
+    private var drainWaiters: [() -> Void] = []
+
+    /// Response bytes written but not yet taken by the peer (stream flow control).
+    var queuedResponseBytes: Int { tcp.queuedBytes }
+
+    /// Runs `callback` once the queued responses have all been written
+    /// (dropped if the connection closes first). Use while bytes are queued.
+    func whenDrained(_ callback: @escaping () -> Void) {
+        guard !isClosed else { return }
+        drainWaiters.append(callback)
+    }
     var isIdle: Bool { calls.isEmpty && tcp.queuedBytes == 0 }
 
     private func didRead(_ bytes: UnsafeRawBufferPointer) {
@@ -182,6 +200,7 @@ final class ServerConnection {
 
     private func didClose() {
         isClosed = true
+        drainWaiters.removeAll()
         cancelAll()
         server.connectionClosed(self)
     }

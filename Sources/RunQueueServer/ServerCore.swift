@@ -103,7 +103,16 @@ final class ServerCore {
             self.expiry = expiry
         }
         router.engine = engine
+        var readerSettings = ExpiryLogReader.Settings()
+        if let capacity = ExpiryTuning.bufferCapacity { readerSettings.capacity = capacity }
+        let logReader = ExpiryLogReader(loop: loop, connection: stores.postgresListener, records: records, logger: logger,
+                                        settings: readerSettings)
+        var streamSettings = ExpiryStreams.Settings()
+        streamSettings.maxQueuedBytes = min(streamSettings.maxQueuedBytes, max(1, config.maxQueuedResponseBytes / 2))
+        if let pageSize = ExpiryTuning.pageSize { streamSettings.pageSize = pageSize }
+        router.expiryStreams = ExpiryStreams(loop: loop, records: records, reader: logReader, logger: logger, settings: streamSettings)
         stores.start()
+        logReader.start()
         clock.start(loop: loop, redis: stores.redis)
         expiry?.start()
         self.stores = stores

@@ -21,6 +21,9 @@ final class Stores {
     let postgres: PostgresConnection
     /// Reads (GetRun, the run data fallback) never wait behind writes.
     let postgresReader: PostgresConnection
+    /// Dedicated to the expiry log reader: LISTEN runqueue_expiry and its
+    /// tail reads (the reader connects it and re-issues LISTEN on reconnect).
+    let postgresListener: PostgresConnection
     private let logger: Logger
     private let shardCount: Int
     private let migrator: Migrator?
@@ -38,6 +41,7 @@ final class Stores {
         wake = RedisSubscriber(loop: loop, config: redisConfig, channels: [QueueConfigChannel.wake])
         postgres = try PostgresConnection(loop: loop, url: config.databaseURL)
         postgresReader = try PostgresConnection(loop: loop, url: config.databaseURL)
+        postgresListener = try PostgresConnection(loop: loop, url: config.databaseURL)
         self.logger = logger
         shardCount = config.shardCount
         self.onFatal = onFatal
@@ -133,6 +137,7 @@ final class Stores {
         wake.close()
         postgres.close()
         postgresReader.close()
+        postgresListener.close()
     }
 }
 
