@@ -269,9 +269,26 @@ def test_get_run_unimplemented_or_the_postgres_record(client, ids):
     assert record.status in (pb.QUEUED, pb.DEQUEUED) and record.expires_at_ms > record.created_at_ms
 
 
-def test_subscribe_expiry_is_unimplemented_for_now(client, ids):
-    e = status_of(lambda: client.subscribe_expiry(environment_id=ids.env, replay=True))
-    assert e.name == "UNIMPLEMENTED"
+def test_subscribe_expiry_delivers_a_runs_expiry(client, ids):
+    sub = client.subscribe_expiry(environment_id=ids.env)
+    try:
+        assert sub.live_from_cursor is not None
+        client.enqueue(**ids.descriptor(0, ttl="1s"))
+        run_id = ids.descriptor(0)["run_id"]
+        # Close the subscription if nothing arrives in time, so a failure cannot hang the suite.
+        timer = threading.Timer(15.0, sub.close)
+        timer.start()
+        try:
+            event = next(iter(sub))
+        finally:
+            timer.cancel()
+        assert event.run_id == run_id
+        assert event.environment_id == ids.env
+        assert event.ttl == "1s"
+        assert event.cursor > sub.live_from_cursor
+        assert event.expired_at_ms >= event.expires_at_ms
+    finally:
+        sub.close()
     assert client.ping(b"still usable") == b"still usable"
 
 
