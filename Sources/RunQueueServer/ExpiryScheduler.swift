@@ -220,16 +220,23 @@ final class ExpiryScheduler {
         }
     }
 
-    func close() {
-        guard !closed else { return }
+    /// Stops the timers and gives back the leases this instance holds, so
+    /// another instance takes the shards over at once; `done` runs when Redis
+    /// answered (or could not be asked), before the store connections close.
+    func close(_ done: @escaping () -> Void = {}) {
+        guard !closed else { done(); return }
         closed = true
         statsTimer?.close()
         pruneTimer?.close()
+        var pending = 1
+        let finished = { pending -= 1; if pending == 0 { done() } }
         for (shard, state) in shards.enumerated() {
             state.timer.close()
             if state.leaseUntil > clock.nowMs() {
-                store.releaseExpiryLease(shard: shard, owner: owner) { _ in }
+                pending += 1
+                store.releaseExpiryLease(shard: shard, owner: owner) { _ in finished() }
             }
         }
+        finished()
     }
 }

@@ -179,7 +179,15 @@ final class ServerCore {
         signals.removeAll()
         router.close()
         maintenance?.close()
-        expiry?.close()
+        if let expiry {
+            // Leases are given back while Redis is still connected.
+            expiry.close { [unowned self] in closeStores() }
+        } else {
+            closeStores()
+        }
+    }
+
+    private func closeStores() {
         clock?.close()
         stores?.close()
         stopped = true
