@@ -50,6 +50,8 @@ final class DequeueCoordinator {
     var applier: OutboxApplier?
     /// A claim met a shard whose epoch does not match (its Redis state was lost).
     var onEpochMismatch: ((Int) -> Void)?
+    /// Some server armed a TTL deadline in a shard (the wake channel's "x").
+    var onTTLArmed: ((Int, Int64) -> Void)?
 
     final class Waiter {
         let context: CallContext
@@ -274,6 +276,8 @@ final class DequeueCoordinator {
             serve(workerQueue)
         case "s":
             if let at = Int64(parts[2]) { noteWake(shard: shard, at: at) }
+        case "x":
+            if let at = Int64(parts[2]) { onTTLArmed?(shard, at) }
         default:
             break
         }

@@ -100,6 +100,7 @@ final class ServerCore {
             let expiry = ExpiryScheduler(loop: loop, store: store, records: records, clock: clock, logger: logger, settings: settings)
             expiry.applier = applier
             engine.onTTLArmed = { [unowned expiry] environment, deadline in expiry.deadlineArmed(environmentID: environment, atMs: deadline) }
+            dequeue.onTTLArmed = { [unowned expiry] shard, deadline in expiry.deadlineArmed(shard: shard, atMs: deadline) }
             self.expiry = expiry
         }
         router.engine = engine

@@ -215,6 +215,30 @@ import UVLoop
         #expect(await active.server.stop() == 0)
     }
 
+    @Test func aDeadlineArmedOnAnotherInstanceWakesTheLeaseHolder() async throws {
+        // The active instance polls only every 10 s: without the announcement
+        // on the wake channel it would find the run that late.
+        let (active, activeClient) = try await Self.started { $0.ttlPollIntervalMs = 10_000 }
+        let (quiet, quietClient) = try await Self.started { $0.ttlConsumersDisabled = true }
+        let n = Names()
+        // The active instance takes its shard leases on its first timer round.
+        try await Task.sleep(for: .milliseconds(300))
+        let start = ContinuousClock.now
+        _ = try await quietClient.call(.enqueue(EnqueueRequest(run: n.run("a", ttl: "1s"))))
+        var status: RunStatus?
+        for _ in 0..<100 {
+            status = try await getRun(activeClient, n("a"))?.status
+            if status == .expired { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(status == .expired)
+        #expect(ContinuousClock.now - start < .seconds(4))
+        await quietClient.close()
+        await activeClient.close()
+        #expect(await quiet.server.stop() == 0)
+        #expect(await active.server.stop() == 0)
+    }
+
     @Test func twoInstancesExpireEachRunOnceAndTheSurvivorTakesOver() async throws {
         let (first, firstClient) = try await Self.started()
         let (second, secondClient) = try await Self.started()

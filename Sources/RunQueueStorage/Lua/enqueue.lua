@@ -97,6 +97,7 @@ end
 -- and worker queue: the environment's entry, once.
 local envs = {}
 local envOrder = {}
+local earliestTTL = nil
 for _, L in ipairs(laneOrder) do
   local lane = lanes[L]
   redis.call('HINCRBY', k_lane(tag, L, 'm'), 'n', lane.n)
@@ -104,6 +105,7 @@ for _, L in ipairs(laneOrder) do
   if #lane.ttls > 0 then
     redis.call('ZADD', k_lane(tag, L, 't'), unpack(lane.ttls))
     redis.call('ZADD', tag .. ':ttlq', 'LT', lane.minTTLText, L)
+    if not earliestTTL or tonumber(lane.minTTLText) < tonumber(earliestTTL) then earliestTTL = lane.minTTLText end
   end
   if #lane.ready > 0 then
     local ready = k_lane(tag, L, 'r')
@@ -129,4 +131,7 @@ for _, ew in ipairs(envOrder) do
   announce_ready(tag, W)
 end
 flush_due(tag)
+-- The instance holding this shard's expiry lease may not be the one that
+-- enqueued: tell every server the earliest new deadline.
+if earliestTTL then redis.call('PUBLISH', WAKE, 'x|' .. tag .. '|' .. earliestTTL) end
 return out

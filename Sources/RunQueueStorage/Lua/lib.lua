@@ -50,6 +50,8 @@ local SEP = '\30'
 -- so servers long-polling elsewhere look at once instead of polling:
 --   "w|<tag>|<W>"   worker queue W has due work in this shard
 --   "s|<tag>|<ms>"  something in this shard comes due at <ms> (a delayed run)
+--   "x|<tag>|<ms>"  a TTL deadline at <ms> was armed in this shard (for the
+--                   instance holding the shard's expiry lease)
 local WAKE = 'runqueue:wake'
 local announced = {}
 local earliestDue = nil
