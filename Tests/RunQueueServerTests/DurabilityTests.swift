@@ -58,6 +58,23 @@ import TestSupport
         #expect(await test.server.stop() == 0)
     }
 
+    @Test func aLateNackAfterAckChangesNothing() async throws {
+        let (test, client) = try await QueueEngineTests.started()
+        let n = Names()
+        _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
+        let m = try #require(try await dequeue(client, n("wq")).first)
+        _ = try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt)))
+        let late = try await client.call(.nack(NackRequest(runID: m.runID, environmentID: m.environmentID, retryAtMs: 0,
+                                                           keepAttempt: false, attempt: m.attempt)))
+        #expect(late == .nack(NackResponse(requeued: false, attempt: 0, deadLettered: false)))
+        try await Task.sleep(for: .milliseconds(1200))  // past the applier's tick
+        let record = try #require(try await getRun(client, n("a")))
+        #expect(record.status == .completed && record.attempt == 0)
+        #expect(try await dequeue(client, n("wq")).isEmpty)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
     @Test func nackDeadLetterAndRedriveAreRecorded() async throws {
         let (test, client) = try await QueueEngineTests.started { $0.queue.backoff = NackBackoff(maxAttempts: 2) }
         let n = Names()
