@@ -175,18 +175,26 @@ import TestSupport
         redis.kill()
         try redis.start()  // Redis lost everything while no server ran
 
-        let process = Process()
-        process.executableURL = Binaries.runqueued.deletingLastPathComponent().appendingPathComponent("runqueue")
-        process.arguments = ["repair", "--json"]
-        process.environment = ["RUNQUEUE_REDIS_URL": redis.url, "RUNQUEUE_DATABASE_URL": database.url]
-        let stdout = Pipe()
-        process.standardOutput = stdout
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        #expect(output.contains("\"added\":3"), "\(output)")
+        func repair() throws -> (status: Int32, output: String) {
+            let process = Process()
+            process.executableURL = Binaries.runqueued.deletingLastPathComponent().appendingPathComponent("runqueue")
+            process.arguments = ["repair", "--json"]
+            process.environment = ["RUNQUEUE_REDIS_URL": redis.url, "RUNQUEUE_DATABASE_URL": database.url]
+            let stdout = Pipe()
+            process.standardOutput = stdout
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, output)
+        }
+        let first = try repair()
+        #expect(first.status == 0)
+        #expect(first.output.contains("\"added\":3"), "\(first.output)")
+        // Twice in a row: the second finds everything present and adds nothing.
+        let second = try repair()
+        #expect(second.status == 0)
+        #expect(second.output.contains("\"added\":0"), "\(second.output)")
 
         // Repaired: a server finds the runs (no rebuild needed) and a second repair adds nothing.
         let (again, client2) = try await QueueEngineTests.started {
