@@ -86,6 +86,30 @@ import UVLoop
         #expect(await test.server.stop() == 0)
     }
 
+    @Test func aDelayedRunsTTLStartsWhenItComesDue() async throws {
+        let (test, client) = try await Self.started()
+        let n = Names()
+        let due = Int64(Date().timeIntervalSince1970 * 1000) + 1500
+        guard case .enqueue(let e)? = try await client.call(.enqueue(EnqueueRequest(run: n.run("a", timestamp: due, ttl: "1s")))) else {
+            Issue.record("enqueue"); return
+        }
+        // deadline = max(enqueue time, timestamp_ms) + ttl
+        #expect(e.expiresAtMs == due + 1000)
+        // Past enqueue time + ttl, before the deadline: still queued.
+        try await Task.sleep(for: .milliseconds(1800))
+        #expect(try await getRun(client, n("a"))?.status == .queued)
+        var status: RunStatus?
+        for _ in 0..<100 {
+            status = try await getRun(client, n("a"))?.status
+            if status == .expired { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(status == .expired)
+        #expect(events(n("a")) == 1)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
     @Test func aDequeuedRunNeverExpires() async throws {
         let (test, client) = try await Self.started()
         let n = Names()
