@@ -90,13 +90,13 @@ final class QueueEngine {
         let newRuns = items.map { RunRecords.NewRun(run: $0.run, expiresAtMs: $0.expiresAtMs, createdAtMs: now) }
         records.create(newRuns) { [self] outcomes in
             var admissions = [Admission](repeating: .failed(.internal, "not answered"), count: items.count)
-            var toQueue: [(index: Int, item: QueueStore.EnqueueItem, created: Bool)] = []
+            var toQueue: [(index: Int, item: QueueStore.EnqueueItem, created: Bool, expiresAtMs: Int64)] = []
             for (index, outcome) in outcomes.enumerated() {
                 switch outcome {
                 case .failure(let error):
                     admissions[index] = .failed(error.code, error.message)
                 case .success(.created):
-                    toQueue.append((index, items[index], true))
+                    toQueue.append((index, items[index], true, items[index].expiresAtMs ?? 0))
                 case .success(.exists(let stored)):
                     let run = items[index].run
                     let record = stored.record
@@ -106,8 +106,7 @@ final class QueueEngine {
                     }
                     if record.status == .queued {
                         // Recorded earlier but perhaps never queued: add it back if absent.
-                        let item = QueueStore.EnqueueItem(run: stored.descriptor, expiresAtMs: record.expiresAtMs > 0 ? record.expiresAtMs : nil)
-                        toQueue.append((index, item, false))
+                        toQueue.append((index, stored.enqueueItem, false, record.expiresAtMs))
                     } else {
                         admissions[index] = .existed(expiresAtMs: record.expiresAtMs)
                     }
@@ -118,7 +117,7 @@ final class QueueEngine {
             let redisItems = armed ? toQueue.map(\.item) : toQueue.map { QueueStore.EnqueueItem(run: $0.item.run, expiresAtMs: nil) }
             store.enqueue(redisItems, now: now) { [dequeue, onTTLArmed] results in
                 for (entry, result) in zip(toQueue, results) {
-                    let expires = entry.item.expiresAtMs ?? 0
+                    let expires = entry.expiresAtMs
                     switch result {
                     case .success(let added):
                         if added { dequeue.runsAdded(workerQueue: entry.item.run.workerQueue, environmentID: entry.item.run.environmentID) }

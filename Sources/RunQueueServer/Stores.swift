@@ -13,6 +13,7 @@ import Logging
 import PostgresDriver
 import RedisDriver
 import RunQueueCore
+import RunQueueStorage
 import UVLoop
 
 final class Stores {
@@ -38,7 +39,7 @@ final class Stores {
     init(loop: EventLoop, config: ServerConfig, logger: Logger, onFatal: @escaping (String) -> Void) throws {
         let redisConfig = try RedisConfig(url: config.redisURL)
         redis = RedisConnection(loop: loop, config: redisConfig)
-        wake = RedisSubscriber(loop: loop, config: redisConfig, channels: [QueueConfigChannel.wake])
+        wake = RedisSubscriber(loop: loop, config: redisConfig, channels: [QueueConfig.wakeChannel])
         postgres = try PostgresConnection(loop: loop, url: config.databaseURL)
         postgresReader = try PostgresConnection(loop: loop, url: config.databaseURL)
         postgresListener = try PostgresConnection(loop: loop, url: config.databaseURL)
@@ -141,6 +142,3 @@ final class Stores {
     }
 }
 
-enum QueueConfigChannel {
-    static let wake = "runqueue:wake"
-}

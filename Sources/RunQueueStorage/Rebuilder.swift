@@ -115,13 +115,7 @@ public final class Rebuilder {
                 guard !absent.isEmpty else { done(.success(0)); return }
                 records.stillQueued(absent.map { ($0.run.record.runID, $0.lastSeq) }) { [self] result in
                     guard case .success(let ids) = result else { done(result.map { _ in 0 }); return }
-                    let items = absent.filter { ids.contains($0.run.record.runID) }.map { row in
-                        let r = row.run.record
-                        let neverDequeued = r.status == .queued && r.attempt == 0
-                        return QueueStore.EnqueueItem(run: row.run.descriptor,
-                                                      expiresAtMs: neverDequeued && r.expiresAtMs > 0 ? r.expiresAtMs : nil,
-                                                      attempt: r.attempt)
-                    }
+                    let items = absent.filter { ids.contains($0.run.record.runID) }.map(\.run.enqueueItem)
                     guard !items.isEmpty else { done(.success(0)); return }
                     store.enqueue(items, now: now) { results in
                         if let error = results.compactMap({ if case .failure(let e) = $0 { e } else { nil } }).first {

@@ -59,6 +59,15 @@ public final class RunRecords: @unchecked Sendable {
                           taskIdentifier: record.taskIdentifier, workerQueue: record.workerQueue,
                           timestampMs: record.timestampMs, priorityMs: priorityMs, ttl: record.ttl)
         }
+
+        /// The run as Redis should hold it when it is (re-)added from its row:
+        /// at its recorded attempt, with its TTL only if it was never dequeued.
+        public var enqueueItem: QueueStore.EnqueueItem {
+            let neverDequeued = record.status == .queued && record.attempt == 0
+            return QueueStore.EnqueueItem(run: descriptor,
+                                          expiresAtMs: neverDequeued && record.expiresAtMs > 0 ? record.expiresAtMs : nil,
+                                          attempt: record.attempt)
+        }
     }
 
     public enum CreateOutcome: Sendable {
