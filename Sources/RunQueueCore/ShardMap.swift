@@ -29,6 +29,8 @@
 //   after jumps to >= 2^31; with 0, j jumps to >= 2^31 at once. Plain
 //   wraparound is therefore exact for every Int32 bucket count.
 
+import Synchronization
+
 /// Maps environments to shards and shards to their Redis hash tag.
 public struct ShardMap: Sendable, Equatable {
     /// Default shard count (engine.md: `RUN_ENGINE_RUN_QUEUE_SHARD_COUNT`, default 16).
@@ -36,16 +38,41 @@ public struct ShardMap: Sendable, Equatable {
 
     /// The number of shards, 1...Int32.max.
     public let shardCount: Int
+    /// Environments seen recently and their shards: every enqueue, ack and
+    /// claimed run asks, and the SHA-256 cost more than a microsecond each.
+    private let cache = Cache()
 
     public init(shardCount: Int = ShardMap.defaultShardCount) {
         precondition(shardCount >= 1 && shardCount <= Int(Int32.max), "shard count out of range 1...\(Int32.max): \(shardCount)")
         self.shardCount = shardCount
     }
 
+    public static func == (lhs: ShardMap, rhs: ShardMap) -> Bool { lhs.shardCount == rhs.shardCount }
+
     /// The shard (0..<shardCount) of an environment: jump hash of the first
     /// 8 bytes of SHA-256 of its UTF-8 id, read big-endian.
     public func shard(forEnvironment id: String) -> Int {
-        Int(Self.jumpHash(key: Self.key(forEnvironment: id), buckets: Int32(shardCount)))
+        if let shard = cache.shard(of: id) { return shard }
+        let shard = Int(Self.jumpHash(key: Self.key(forEnvironment: id), buckets: Int32(shardCount)))
+        cache.remember(id, shard: shard)
+        return shard
+    }
+
+    /// A bounded map from environment id to shard, shared by copies of one
+    /// ShardMap (so by every thread of a server). Emptied when full: an
+    /// environment not seen for a while costs one hash again.
+    private final class Cache: Sendable {
+        static let capacity = 8192
+        private let entries = Mutex<[String: Int]>([:])
+
+        func shard(of id: String) -> Int? { entries.withLock { $0[id] } }
+
+        func remember(_ id: String, shard: Int) {
+            entries.withLock { entries in
+                if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
+                entries[id] = shard
+            }
+        }
     }
 
     /// The hash tag every Redis key of `shard` starts with: `{rq<shard>}`.

@@ -17,9 +17,12 @@ enum ClaimDecoder {
               let laneList = parts[1].array, let runs = parts[2].array, laneList.count % 2 == 0, runs.count % 6 == 0 else {
             throw ShapeError(description: "\(value)")
         }
-        var lanes: [(id: String, record: String)] = []
+        // A claim returns each lane once and many runs per lane: parse it once.
+        var lanes: [(lane: V4Layout.Lane, record: V4Layout.LaneRecord)] = []
+        lanes.reserveCapacity(laneList.count / 2)
         for i in stride(from: 0, to: laneList.count, by: 2) {
-            lanes.append((laneList[i].string ?? "", laneList[i + 1].string ?? ""))
+            lanes.append((try V4Layout.Lane(parsing: laneList[i].string ?? ""),
+                          try V4Layout.LaneRecord(parsing: laneList[i + 1].string ?? "")))
         }
         var messages: [RunMessage] = []
         messages.reserveCapacity(runs.count / 6)
@@ -30,7 +33,7 @@ enum ClaimDecoder {
             }
             let lane = lanes[Int(laneIndex) - 1]
             let (message, _) = try runMessage(
-                runID: runID, laneID: lane.id, laneRecord: lane.record, timestampMs: timestamp,
+                runID: runID, lane: lane.lane, record: lane.record, timestampMs: timestamp,
                 side: runs[i + 4].string ?? "", stored: runs[i + 5].bytes ?? [], leaseExpiresAtMs: leaseDeadlineMs)
             messages.append(message)
         }
@@ -38,10 +41,8 @@ enum ClaimDecoder {
     }
 
     /// Builds the RunMessage of one run from its lane, side value and stored message.
-    static func runMessage(runID: String, laneID: String, laneRecord: String, timestampMs: Int64, side: String,
+    static func runMessage(runID: String, lane: V4Layout.Lane, record: V4Layout.LaneRecord, timestampMs: Int64, side: String,
                            stored: [UInt8], leaseExpiresAtMs: Int64) throws -> (RunMessage, MessageSource) {
-        let lane = try V4Layout.Lane(parsing: laneID)
-        let record = try V4Layout.LaneRecord(parsing: laneRecord)
         let sideValue = try V4Layout.SideValue(parsing: side)
         let task = sideValue.taskIdentifier ?? record.taskIdentifier
         if !stored.isEmpty {
@@ -73,7 +74,8 @@ enum ClaimDecoder {
         case .delayed: timestamp = sideValue.timestampMs ?? score
         }
         let lease = state == .inFlight ? (p[5].int ?? 0) : 0
-        let (message, source) = try runMessage(runID: runID, laneID: laneID, laneRecord: record, timestampMs: timestamp,
+        let (message, source) = try runMessage(runID: runID, lane: try V4Layout.Lane(parsing: laneID),
+                                               record: try V4Layout.LaneRecord(parsing: record), timestampMs: timestamp,
                                                side: side, stored: p[7].bytes ?? [], leaseExpiresAtMs: lease)
         let ttl = p[8].int ?? Int64(p[8].string.flatMap(Double.init) ?? -1)
         return QueueStore.FoundRun(state: state, message: message, source: source, expiresAtMs: ttl >= 0 ? ttl : nil)

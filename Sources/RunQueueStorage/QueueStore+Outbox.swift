@@ -76,7 +76,7 @@ extension QueueStore {
         guard !entries.isEmpty else { completion(.success(())); return }
         let tag = tag(shard: shard)
         var args = [tag]
-        if oldest, let newest = entries.max(by: { Self.entryIDLess($0.id, $1.id) }) {
+        if oldest, let newest = entries.max(by: { Self.entryIDOrder($0.id) < Self.entryIDOrder($1.id) }) {
             args.append(newest.id)
             // Only completions, dead letters and expiries set finishing marks.
             for entry in entries where entry.op != .dequeued && entry.op != .queued {
@@ -96,11 +96,15 @@ extension QueueStore {
     }
 
     /// Stream entry id order ("ms-seq", both compared as numbers).
-    static func entryIDLess(_ a: String, _ b: String) -> Bool {
-        let pa = a.split(separator: "-"), pb = b.split(separator: "-")
-        let ma = UInt64(pa.first ?? "") ?? 0, mb = UInt64(pb.first ?? "") ?? 0
-        if ma != mb { return ma < mb }
-        return (UInt64(pa.last ?? "") ?? 0) < (UInt64(pb.last ?? "") ?? 0)
+    static func entryIDOrder(_ id: String) -> (ms: UInt64, seq: UInt64) {
+        var parts: (UInt64, UInt64) = (0, 0)
+        var inSequence = false
+        for byte in id.utf8 {
+            if byte == UInt8(ascii: "-") { inSequence = true; continue }
+            let digit = UInt64(byte &- UInt8(ascii: "0"))
+            if inSequence { parts.1 = parts.1 &* 10 &+ digit } else { parts.0 = parts.0 &* 10 &+ digit }
+        }
+        return parts
     }
 
     /// Pauses lapses on a shard for `ttlMs` (renew to keep it), or resumes them.
