@@ -92,6 +92,37 @@ public final class RunQueueConnection: Sendable {
         return response.result
     }
 
+    /// One answer of `pipeline`: the call's result (a non-OK status is a
+    /// failure) and how long after the batch was handed to the loop it came.
+    public struct PipelinedAnswer: Sendable {
+        public let result: Result<ResponseResult?, RunQueueError>
+        public let elapsed: Duration
+    }
+
+    /// Sends unary calls back to back in one write and waits for all their
+    /// answers, which come back in the order of `calls`. One task wait for
+    /// the whole batch instead of one per call: for acking every run of a
+    /// Dequeue answer this saves the client most of its CPU per run.
+    /// `timeoutMs` and cancellation apply to each call as in `call`.
+    public func pipeline(_ calls: [Call], timeoutMs: UInt64 = 0) async -> [PipelinedAnswer] {
+        guard !calls.isEmpty else { return [] }
+        let core = self.core
+        let loop = self.loop
+        let tokens = calls.map { _ in CallToken() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<[PipelinedAnswer], Never>) in
+                loop.execute {
+                    let batch = PipelineBatch(count: calls.count, continuation)
+                    for (index, call) in calls.enumerated() {
+                        core.start(call, timeoutMs: timeoutMs, token: tokens[index]) { batch.answer(index, $0) }
+                    }
+                }
+            }
+        } onCancel: {
+            loop.execute { for token in tokens { core.cancel(token) } }
+        }
+    }
+
     /// `call`'s answer as a response. A failure with call id 0 means the call
     /// was never sent (the connection was already gone, or the task was cancelled).
     func send(_ call: Call, timeoutMs: UInt64) async -> Response {
@@ -181,5 +212,27 @@ private final class ConnectOutcome: @unchecked Sendable {
     func resume(_ result: Result<ClientCore, RunQueueError>) {
         continuation?.resume(returning: result)
         continuation = nil
+    }
+}
+
+/// The answers of one `pipeline` call, filled on the loop thread as they come.
+private final class PipelineBatch {
+    private var answers: [RunQueueConnection.PipelinedAnswer?]
+    private var remaining: Int
+    private let started = ContinuousClock.now
+    private let continuation: CheckedContinuation<[RunQueueConnection.PipelinedAnswer], Never>
+
+    init(count: Int, _ continuation: CheckedContinuation<[RunQueueConnection.PipelinedAnswer], Never>) {
+        answers = Array(repeating: nil, count: count)
+        remaining = count
+        self.continuation = continuation
+    }
+
+    func answer(_ index: Int, _ response: Response) {
+        let result: Result<ResponseResult?, RunQueueError> = response.status.code == .ok
+            ? .success(response.result) : .failure(RunQueueError(response.status.code, response.status.message))
+        answers[index] = RunQueueConnection.PipelinedAnswer(result: result, elapsed: ContinuousClock.now - started)
+        remaining -= 1
+        if remaining == 0 { continuation.resume(returning: answers.compactMap { $0 }) }
     }
 }

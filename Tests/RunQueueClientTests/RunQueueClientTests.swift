@@ -53,6 +53,37 @@ import Testing
         #expect(await test.server.stop() == 0)
     }
 
+    @Test func pipelinedCallsAnswerInTheirOrderWithEachStatus() async throws {
+        let test = try await TestServer.start()
+        let client = test.client()
+        let n = Names()
+        for name in ["a", "b", "c"] { _ = try await client.enqueue(n.run(name)) }
+        let messages = try await client.dequeue(workerQueue: n("wq"), maxRuns: 3)
+        #expect(messages.count == 3)
+        let connection = try await RunQueueConnection.connect(to: test.address)
+        var calls = messages.map { Call.ack(AckRequest(runID: $0.runID, environmentID: $0.environmentID, attempt: $0.attempt)) }
+        // A bad call in the middle fails alone.
+        calls.insert(.ack(AckRequest(runID: "", environmentID: n("env"))), at: 1)
+        let answers = await connection.pipeline(calls)
+        #expect(answers.count == 4)
+        let acked = answers.map { answer -> Bool? in
+            guard case .success(.ack(let ack)?) = answer.result else { return nil }
+            return ack.acked
+        }
+        #expect(acked == [true, nil, true, true])
+        if case .failure(let error) = answers[1].result {
+            #expect(error.code == .invalidArgument && error.message.contains("run_id"))
+        } else {
+            Issue.record("an ack with an empty run_id was accepted")
+        }
+        #expect(answers.allSatisfy { $0.elapsed > .zero })
+        for message in messages { #expect(try await client.getRun(runID: message.runID).status == .completed) }
+        #expect(await connection.pipeline([]).isEmpty)
+        await connection.close()
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
     @Test func aNackedRunComesBackWithItsNextAttempt() async throws {
         let test = try await TestServer.start()
         let client = test.client()

@@ -411,23 +411,11 @@ func main() async throws {
                         if messages.isEmpty { report.emptyDequeues += 1; continue }
                         report.dequeueLatencies.append(ContinuousClock.now - begin)
                         report.received.append(contentsOf: messages.map(\.runID))
-                        let outcomes = await withTaskGroup(of: (Duration, Result<Bool, RunQueueError>).self) { acks in
-                            for message in messages {
-                                acks.addTask {
-                                    let begin = ContinuousClock.now
-                                    do throws(RunQueueError) {
-                                        let result = try await connection.call(.ack(AckRequest(runID: message.runID, environmentID: message.environmentID,
-                                                                                               attempt: message.attempt)))
-                                        guard case .ack(let answer)? = result else { return (ContinuousClock.now - begin, .success(false)) }
-                                        return (ContinuousClock.now - begin, .success(answer.acked))
-                                    } catch {
-                                        return (ContinuousClock.now - begin, .failure(error))
-                                    }
-                                }
-                            }
-                            var outcomes: [(Duration, Result<Bool, RunQueueError>)] = []
-                            for await outcome in acks { outcomes.append(outcome) }
-                            return outcomes
+                        let answers = await connection.pipeline(messages.map {
+                            .ack(AckRequest(runID: $0.runID, environmentID: $0.environmentID, attempt: $0.attempt))
+                        })
+                        let outcomes: [(Duration, Result<Bool, RunQueueError>)] = answers.map { answer in
+                            (answer.elapsed, answer.result.map { if case .ack(let ack)? = $0 { ack.acked } else { false } })
                         }
                         var acked = 0
                         for (latency, outcome) in outcomes {
