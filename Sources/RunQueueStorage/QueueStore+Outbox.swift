@@ -17,7 +17,10 @@ public struct OutboxEntry: Sendable, Equatable {
         case expired = "E"
     }
 
-    public var id: String
+    public let id: String
+    /// The entry's position as one number (`ms * 10^6 + sequence`), which
+    /// orders entries of one shard; rows remember the last one applied.
+    public let sequence: Int64
     public var op: Op
     public var runID: String
     public var attempt: UInt32
@@ -25,20 +28,24 @@ public struct OutboxEntry: Sendable, Equatable {
 
     public init(id: String, op: Op, runID: String, attempt: UInt32, timeMs: Int64) {
         self.id = id
+        self.sequence = Self.sequence(ofEntryID: id)
         self.op = op
         self.runID = runID
         self.attempt = attempt
         self.timeMs = timeMs
     }
 
-    /// The entry's position as one number (`ms * 10^6 + sequence`), which
-    /// orders entries of one shard; rows remember the last one applied.
-    public var sequence: Int64 { Self.sequence(ofEntryID: id) }
-
     public static func sequence(ofEntryID id: String) -> Int64 {
-        let parts = id.split(separator: "-")
-        guard parts.count == 2, let ms = Int64(parts[0]), let n = Int64(parts[1]) else { return 0 }
-        return ms * 1_000_000 + min(n, 999_999)
+        // "ms-seq", digits only; anything else is 0 (no stream writes such an id).
+        var ms: Int64 = 0, n: Int64 = 0, dashes = 0, digits = 0  // digits of the current part; 18 cannot overflow
+        for byte in id.utf8 {
+            if byte == UInt8(ascii: "-") { dashes += 1; digits = 0; continue }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 18 else { return 0 }
+            digits += 1
+            if dashes == 0 { ms = ms &* 10 &+ Int64(byte - UInt8(ascii: "0")) } else { n = n &* 10 &+ Int64(byte - UInt8(ascii: "0")) }
+        }
+        guard dashes == 1 else { return 0 }
+        return ms &* 1_000_000 &+ min(n, 999_999)
     }
 }
 
@@ -54,12 +61,21 @@ extension QueueStore {
                 var entries: [OutboxEntry] = []
                 for item in value.array ?? [] {
                     guard let pair = item.array, pair.count == 2, let id = pair[0].string, let fields = pair[1].array else { continue }
-                    var map: [String: String] = [:]
+                    // Fields o (op), r (run), a (attempt), t (time); matched
+                    // without a dictionary: this runs for every entry.
+                    var opText: String?, run: String?, attemptText: String?, timeText: String?
                     for i in stride(from: 0, to: fields.count - 1, by: 2) {
-                        if let k = fields[i].string, let v = fields[i + 1].string { map[k] = v }
+                        guard let k = fields[i].string, let v = fields[i + 1].string else { continue }
+                        switch k {
+                        case "o": opText = v
+                        case "r": run = v
+                        case "a": attemptText = v
+                        case "t": timeText = v
+                        default: break
+                        }
                     }
-                    guard let opText = map["o"], let op = OutboxEntry.Op(rawValue: opText), let run = map["r"],
-                          let attempt = map["a"].flatMap(UInt32.init), let time = map["t"].flatMap(Int64.init) else { continue }
+                    guard let opText, let op = OutboxEntry.Op(rawValue: opText), let run,
+                          let attempt = attemptText.flatMap(UInt32.init), let time = timeText.flatMap(Int64.init) else { continue }
                     entries.append(OutboxEntry(id: id, op: op, runID: run, attempt: attempt, timeMs: time))
                 }
                 completion(.success(entries))
@@ -76,7 +92,7 @@ extension QueueStore {
         guard !entries.isEmpty else { completion(.success(())); return }
         let tag = tag(shard: shard)
         var args = [tag]
-        if oldest, let newest = entries.max(by: { Self.entryIDOrder($0.id) < Self.entryIDOrder($1.id) }) {
+        if oldest, let newest = entries.max(by: { $0.sequence < $1.sequence }) {
             args.append(newest.id)
             // Only completions, dead letters and expiries set finishing marks.
             for entry in entries where entry.op != .dequeued && entry.op != .queued {
@@ -93,18 +109,6 @@ extension QueueStore {
         redis.evalScript(scripts.outboxDone, keys: [tag + ":outbox", tag + ":fin"], args: args) { result in
             completion(result.map { _ in () }.mapError { Self.map($0, doing: "acknowledge outbox entries") })
         }
-    }
-
-    /// Stream entry id order ("ms-seq", both compared as numbers).
-    static func entryIDOrder(_ id: String) -> (ms: UInt64, seq: UInt64) {
-        var parts: (UInt64, UInt64) = (0, 0)
-        var inSequence = false
-        for byte in id.utf8 {
-            if byte == UInt8(ascii: "-") { inSequence = true; continue }
-            let digit = UInt64(byte &- UInt8(ascii: "0"))
-            if inSequence { parts.1 = parts.1 &* 10 &+ digit } else { parts.0 = parts.0 &* 10 &+ digit }
-        }
-        return parts
     }
 
     /// Pauses lapses on a shard for `ttlMs` (renew to keep it), or resumes them.

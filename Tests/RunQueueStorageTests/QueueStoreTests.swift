@@ -220,6 +220,18 @@ import Testing
         #expect(h.close() == 0)
     }
 
+    @Test func outboxEntryIDsOrderAsOneNumber() {
+        #expect(OutboxEntry.sequence(ofEntryID: "1764388800123-0") == 1_764_388_800_123_000_000)
+        #expect(OutboxEntry.sequence(ofEntryID: "1764388800123-42") == 1_764_388_800_123_000_042)
+        #expect(OutboxEntry.sequence(ofEntryID: "5-3") > OutboxEntry.sequence(ofEntryID: "4-999"))
+        // The sequence part saturates; nothing else about it is lost.
+        #expect(OutboxEntry.sequence(ofEntryID: "7-123456789") == 7_999_999)
+        for malformed in ["", "12", "1-2-3", "a-1", "1-b", "-", "1234567890123456789012-1"] {
+            #expect(OutboxEntry.sequence(ofEntryID: malformed) == 0, "\(malformed)")
+        }
+        #expect(OutboxEntry(id: "9-1", op: .completed, runID: "r", attempt: 1, timeMs: 9).sequence == 9_000_001)
+    }
+
     @Test func everyChangeAfterCreationIsAnOutboxEntry() async throws {
         let h = try await StoreHarness()
         try await h.enqueue([h.run("a"), h.run("b")])
