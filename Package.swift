@@ -82,7 +82,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "runqueue-bench-cycle",
-            dependencies: ["RunQueueClient", "RunQueueCore", "UVLoop"],
+            dependencies: ["RunQueueClient", "RunQueueCore", "PostgresDriver", "UVLoop"],
             path: "bench/cycle"
         ),
 

@@ -229,7 +229,7 @@ final class QueueEngine {
     func ack(_ request: AckRequest, _ context: CallContext) {
         guard validateRun(request.runID, request.environmentID, context) else { return }
         let shard = store.shards.shard(forEnvironment: request.environmentID)
-        acks.ack(QueueStore.AckItem(runID: request.runID, environmentID: request.environmentID, fence: request.attempt)) { [dequeue, applier] result in
+        acks.ack(QueueStore.AckItem(runID: request.runID, environmentID: request.environmentID, fence: request.attempt)) { [self, dequeue, applier] result in
             switch result {
             case .success(.done(let ack)):
                 if !ack.alreadyCompleted { dequeue.slotFreed(environmentID: request.environmentID) }
@@ -241,9 +241,32 @@ final class QueueEngine {
                     }
                 }
             case .success(.notInFlight):
-                context.reply(.ack(AckResponse(acked: false)))
+                ackFromRecord(request, context)
             case .success(.fenceMismatch(let current)):
                 context.fail(.failedPrecondition, Self.fenceMessage(request.attempt, current))
+            case .failure(let error):
+                context.fail(error.code, error.message)
+            }
+        }
+    }
+
+    /// Redis no longer holds the run. A retry of an ack whose entry was
+    /// applied meanwhile (its finishing mark is gone, e.g. after a PostgreSQL
+    /// outage that made the first call answer UNAVAILABLE) answers as the
+    /// first call would have: `acked = true` when the row shows the run
+    /// COMPLETED at the fenced attempt. Without a fence, or any other row:
+    /// not in flight.
+    private func ackFromRecord(_ request: AckRequest, _ context: CallContext) {
+        guard let fence = request.attempt, recordsReady() else {
+            context.reply(.ack(AckResponse(acked: false)))
+            return
+        }
+        records.get(runID: request.runID) { result in
+            switch result {
+            case .success(let stored):
+                let record = stored?.record
+                let done = record?.environmentID == request.environmentID && record?.status == .completed && record?.attempt == fence
+                context.reply(.ack(AckResponse(acked: done)))
             case .failure(let error):
                 context.fail(error.code, error.message)
             }

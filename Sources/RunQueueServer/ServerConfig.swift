@@ -55,6 +55,12 @@ public struct ServerConfig: Sendable {
     public var ttlShardCount: Int?
     /// RUNQUEUE_EVENT_RETENTION (the protocol's name): expiry events older than this are pruned.
     public var expiryEventRetentionMs: Int64 = 7 * 86_400_000
+    /// RUNQUEUE_BENCHMARK_DISCARD_RECORDS, for benchmarks only: run records
+    /// are neither created nor updated in PostgreSQL (creations answer as
+    /// created, outbox entries are drained unapplied), so a benchmark can
+    /// measure the Redis-only path through the same server. Runs are not
+    /// durable; the server says so in its log at start.
+    public var benchmarkDiscardRecords = false
     /// False runs the protocol layer alone (Hello, Ping, Cancel; engine
     /// methods answer UNAVAILABLE): for tests of the transport. Not a setting.
     public var storesEnabled = true
@@ -182,6 +188,9 @@ public struct ServerConfig: Sendable {
         },
         Key(env: "RUN_ENGINE_TTL_SYSTEM_DISABLED", flag: "--ttl-system-disabled") { config, value throws(ConfigError) in
             config.ttlSystemDisabled = try boolean(value, key: "RUN_ENGINE_TTL_SYSTEM_DISABLED")
+        },
+        Key(env: "RUNQUEUE_BENCHMARK_DISCARD_RECORDS", flag: "--benchmark-discard-records") { config, value throws(ConfigError) in
+            config.benchmarkDiscardRecords = try boolean(value, key: "RUNQUEUE_BENCHMARK_DISCARD_RECORDS")
         },
         Key(env: "RUN_ENGINE_TTL_SYSTEM_POLL_INTERVAL_MS", flag: "--ttl-poll-interval-ms") { config, value throws(ConfigError) in
             config.ttlPollIntervalMs = UInt64(try integer(value, key: "RUN_ENGINE_TTL_SYSTEM_POLL_INTERVAL_MS", in: 10...3_600_000))

@@ -78,6 +78,10 @@ final class ServerCore {
         let dequeue = DequeueCoordinator(loop: loop, store: store, clock: clock, logger: logger,
                                          maxFrameBytes: config.maxFrameBytes, housekeepingMs: config.housekeepingIntervalMs)
         let records = RunRecords(loop: loop, writer: stores.postgres, reader: stores.postgresReader)
+        if config.benchmarkDiscardRecords {
+            records.discardWrites = true
+            logger.error("RUNQUEUE_BENCHMARK_DISCARD_RECORDS is set: run records are NOT written to PostgreSQL and runs are NOT durable; for benchmarks only")
+        }
         let applier = OutboxApplier(loop: loop, store: store, records: records, logger: logger)
         dequeue.applier = applier
         let maintenance = Maintenance(loop: loop, store: store, records: records, clock: clock, logger: logger,

@@ -25,6 +25,9 @@ public final class RunRecords: @unchecked Sendable {
     private let loop: EventLoop
     public var maxBatch = 500
     public var flushDelayMs: UInt64 = 1
+    /// Benchmarks only (RUNQUEUE_BENCHMARK_DISCARD_RECORDS): `create` answers
+    /// every run as created and `apply` succeeds, neither touching PostgreSQL.
+    public var discardWrites = false
 
     public init(loop: EventLoop, writer: PostgresConnection, reader: PostgresConnection) {
         self.loop = loop
@@ -82,6 +85,10 @@ public final class RunRecords: @unchecked Sendable {
     /// Records new runs; each completion gets created, or the existing row.
     public func create(_ runs: [NewRun], _ completion: @escaping ([Result<CreateOutcome, QueueStoreError>]) -> Void) {
         guard !runs.isEmpty else { completion([]); return }
+        if discardWrites {
+            completion(runs.map { _ in .success(.created) })
+            return
+        }
         var results = [Result<CreateOutcome, QueueStoreError>?](repeating: nil, count: runs.count)
         var left = runs.count
         for (index, run) in runs.enumerated() {
@@ -270,7 +277,7 @@ public final class RunRecords: @unchecked Sendable {
             newest[entry.runID] = entry
         }
         let all = Array(newest.values)
-        guard !all.isEmpty else { completion(.success(())); return }
+        guard !all.isEmpty, !discardWrites else { completion(.success(())); return }
         let expired = all.filter { $0.op == .expired }
         let list = all.filter { $0.op != .expired }
         // Applies of every server run one at a time: two appliers draining

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import RunQueueClient
 import RunQueueCore
 import RunQueueServer
@@ -97,67 +98,207 @@ import TestSupport
         #expect(await test.server.stop() == 0)
     }
 
-    @Test func killingTheServerLosesNothingAndCompletesEachRunOnce() async throws {
-        let n = Names()
-        let port = TestServices.unusedPort()
-        func launch() throws -> Process {
-            let process = Process()
-            process.executableURL = Binaries.runqueued
-            process.environment = ["RUNQUEUE_LISTEN": "127.0.0.1:\(port)", "RUNQUEUE_LOG_LEVEL": "error",
-                                   "RUNQUEUE_REDIS_URL": TestServices.redisURL, "RUNQUEUE_DATABASE_URL": TestServices.databaseURL]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            return process
+    /// What the clients of the kill -9 test learnt, shared by their tasks.
+    final class Ledger: Sendable {
+        struct State {
+            var answeredBatches: Set<Int> = []
+            /// Runs whose Ack answered acked = true, with the attempt acked.
+            var acked: [String: UInt32] = [:]
+            /// Runs whose Ack got no answer (sent as the server died): done or not.
+            var unknown: Set<String> = []
+            var finished = 0
+            /// Acks and nacks sent and not answered yet.
+            var inFlight = 0
+            var killed = false
+            var errors: [String] = []
         }
-        func connect() async throws -> RunQueueConnection {
-            for _ in 0..<200 {
-                if let c = try? await RunQueueConnection.connect(to: .init(host: "127.0.0.1", port: port)), await QueueEngineTests.isReady(c) {
-                    return c
+        let state = Mutex(State())
+        var killed: Bool { state.withLock { $0.killed } }
+    }
+
+    /// One worker loop: Dequeue, then for each run (all at once) ack 80 %,
+    /// nack 15 % (due again at once), and leave 5 % to lapse.
+    static func work(_ client: RunQueueConnection, _ worker: String, lease: UInt32, ledger: Ledger, until done: @escaping @Sendable () -> Bool) async {
+        while !done() {
+            let messages: [RunMessage]
+            do {
+                guard case .dequeue(let r)? = try await client.call(.dequeue(DequeueRequest(workerQueue: worker, maxRuns: 100, waitMs: 200, leaseMs: lease)))
+                else { continue }
+                messages = r.messages
+            } catch {
+                if !ledger.killed { ledger.state.withLock { $0.errors.append("dequeue: \(error)") } }
+                return
+            }
+            await withTaskGroup(of: Void.self) { group in
+                for m in messages {
+                    let choice = abs((m.runID + String(m.attempt)).hashValue) % 100
+                    guard choice < 95 else { continue }
+                    ledger.state.withLock { $0.inFlight += 1 }
+                    group.addTask {
+                        defer { ledger.state.withLock { $0.inFlight -= 1 } }
+                        do {
+                            if choice < 80 {
+                                let answer = try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt)))
+                                if case .ack(let a)? = answer, a.acked {
+                                    ledger.state.withLock {
+                                        $0.acked[m.runID] = m.attempt
+                                        $0.finished += 1
+                                    }
+                                }
+                            } else {
+                                _ = try await client.call(.nack(NackRequest(runID: m.runID, environmentID: m.environmentID, retryAtMs: 1,
+                                                                            keepAttempt: false, attempt: m.attempt)))
+                            }
+                        } catch {
+                            ledger.state.withLock {
+                                if choice < 80 { $0.unknown.insert(m.runID) }
+                                if !$0.killed { $0.errors.append("\(m.runID): \(error)") }
+                            }
+                        }
+                    }
                 }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            throw RunQueueError(.unavailable, "server did not start")
-        }
-        var server = try launch()
-        var client = try await connect()
-        let total = 200
-        _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: (0..<total).map { n.run("r\($0)") })))
-        var completed = Set<String>()
-        // Take 60 with a 1 s lease, ack 30, then kill -9 with 30 in flight and
-        // acks possibly half-applied.
-        let taken = try await dequeue(client, n("wq"), lease: 1000)
-        for m in taken.prefix(30) {
-            _ = try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt)))
-            completed.insert(m.runID)
-        }
-        kill(server.processIdentifier, SIGKILL)
-        server.waitUntilExit()
-        await client.close()
-        server = try launch()
-        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
-        client = try await connect()
-        // Drain everything: lapsed leases come back, the rest is queued.
-        var emptyPolls = 0
-        while emptyPolls < 3 {
-            let batch = try await dequeue(client, n("wq"), wait: 1500, lease: 30_000)
-            emptyPolls = batch.isEmpty ? emptyPolls + 1 : 0
-            for m in batch {
-                #expect(!completed.contains(m.runID), "\(m.runID) delivered after it was completed")
-                _ = try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt)))
-                completed.insert(m.runID)
             }
         }
-        #expect(completed.count == total)
-        // PostgreSQL shows every run completed exactly once.
-        var recordedDone = 0
-        for i in 0..<total {
-            if case .getRun(let r)? = try await client.call(.getRun(GetRunRequest(runID: n("r\(i)")))), r.run?.status == .completed {
-                recordedDone += 1
+    }
+
+    final class Drain: Sendable {
+        let delivered = Mutex<[String: Int]>([:])
+        let done = Mutex(false)
+    }
+
+    /// After the restart: Dequeue with long leases and ack every run, counting deliveries.
+    static func drain(_ client: RunQueueConnection, _ worker: String, _ drain: Drain) async throws {
+        while !drain.done.withLock({ $0 }) {
+            guard case .dequeue(let r)? = try await client.call(.dequeue(DequeueRequest(workerQueue: worker, maxRuns: 100, waitMs: 300, leaseMs: 60_000)))
+            else { continue }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for m in r.messages {
+                    drain.delivered.withLock { $0[m.runID, default: 0] += 1 }
+                    group.addTask {
+                        let answer = try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt)))
+                        #expect(answer == .ack(AckResponse(acked: true)), "\(m.runID)")
+                    }
+                }
+                try await group.waitForAll()
             }
         }
-        #expect(recordedDone == total)
-        await client.close()
+    }
+
+    /// kill -9 of the server in the middle of a mixed load of 10,000 runs
+    /// (batched enqueues, dequeues, acks, nacks, lapses), then a restart: every
+    /// run acked before the kill is COMPLETED at the attempt acked and never
+    /// delivered again; every other run is delivered exactly once afterwards
+    /// (a run whose ack got no answer at most once: the ack may have landed).
+    @Test func killingTheServerMidLoadLosesNothingAndCompletesEachRunOnce() async throws {
+        let redis = try OwnRedis()
+        let database = try Self.ownDatabase()
+        defer { database.drop() }
+        let server = ServerProcess(redisURL: redis.url, databaseURL: database.url,
+                                   ["RUNQUEUE_DEFAULT_ENV_CONCURRENCY_LIMIT": "1000000", "RUNQUEUE_MAX_ATTEMPTS": "1000"])
+        try server.launch()
+        defer { server.kill() }
+        let n = Names()
+        let total = 10_000, batch = 250, killAfter = 4000
+        let batches = (0..<(total / batch)).map { b in
+            (0..<batch).map { i in n.run("r\(b * batch + i)", env: "env\(i % 4)") }
+        }
+        let ledger = Ledger()
+        let start = ContinuousClock.now
+
+        // Phase 1: a producer keeping at most 2,000 runs ahead of the workers,
+        // four workers with 2 s leases; kill -9 once 4,000 runs are acked.
+        var connections: [RunQueueConnection] = []
+        for _ in 0..<5 { connections.append(try await server.connect()) }
+        let producer = connections[0]
+        let producing = Task {
+            for (index, runs) in batches.enumerated() {
+                while !ledger.killed && index * batch - ledger.state.withLock({ $0.finished }) > 2000 {
+                    try? await Task.sleep(for: .milliseconds(5))
+                }
+                if ledger.killed { return }
+                do {
+                    guard case .enqueueBatch(let r)? = try await producer.call(.enqueueBatch(EnqueueBatchRequest(runs: runs))),
+                          r.results.allSatisfy({ $0.status.code == .ok }) else {
+                        ledger.state.withLock { $0.errors.append("batch \(index) not fully accepted") }
+                        continue
+                    }
+                    ledger.state.withLock { _ = $0.answeredBatches.insert(index) }
+                } catch {
+                    if !ledger.killed { ledger.state.withLock { $0.errors.append("batch \(index): \(error)") } }
+                    return
+                }
+            }
+        }
+        let workers = connections.dropFirst().map { connection in
+            Task { await Self.work(connection, n("wq"), lease: 2000, ledger: ledger) { ledger.killed } }
+        }
+        // The kill lands while acks and nacks are on the wire.
+        while ledger.state.withLock({ $0.acked.count < killAfter || $0.inFlight < 50 }) && ContinuousClock.now - start < .seconds(40) {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        // Flagged first, so the clients count what fails from here on as the kill's doing.
+        ledger.state.withLock { $0.killed = true }
+        server.kill()
+        await producing.value
+        for worker in workers { await worker.value }
+        for connection in connections { await connection.close() }
+        let before = ledger.state.withLock { $0 }
+        #expect(before.errors.isEmpty, "\(before.errors.prefix(5))")
+        #expect(before.acked.count >= killAfter)
+
+        // Phase 2: restart; the producer resends every batch it had no answer
+        // for (the same run ids); workers with long leases ack everything.
+        try server.launch()
+        connections = []
+        for _ in 0..<5 { connections.append(try await server.connect()) }
+        for index in batches.indices where !before.answeredBatches.contains(index) {
+            guard case .enqueueBatch(let r)? = try await connections[0].call(.enqueueBatch(EnqueueBatchRequest(runs: batches[index]))) else {
+                Issue.record("batch \(index) resent: no answer"); continue
+            }
+            #expect(r.results.allSatisfy { $0.status.code == .ok })
+        }
+        let drain = Drain()
+        let databaseURL = database.url
+        let completedInPG: @Sendable () -> Bool = {
+            (try? psql(databaseURL, "SELECT count(*) FROM runs WHERE status = 'COMPLETED'")) == String(total)
+        }
+        let drainers = connections.dropFirst().map { connection in
+            Task { try await Self.drain(connection, n("wq"), drain) }
+        }
+        while !completedInPG() && ContinuousClock.now - start < .seconds(90) { try await Task.sleep(for: .milliseconds(500)) }
+        // A little longer: anything delivered twice would show now.
+        try await Task.sleep(for: .milliseconds(1500))
+        drain.done.withLock { $0 = true }
+        for drainer in drainers { try await drainer.value }
+
+        let after = drain.delivered.withLock { $0 }
+        for id in batches.joined().map(\.runID) {
+            let count = after[id] ?? 0
+            if before.acked[id] != nil {
+                #expect(count == 0, "\(id) acked before the kill, delivered \(count) times after")
+            } else if before.unknown.contains(id) {
+                #expect(count <= 1, "\(id) (ack unanswered at the kill) delivered \(count) times after")
+            } else {
+                #expect(count == 1, "\(id) delivered \(count) times after the restart")
+            }
+        }
+        // PostgreSQL: every run COMPLETED once, those acked before the kill at the attempt acked.
+        #expect(completedInPG())
+        var recorded: [String: UInt32] = [:]
+        for line in try psql(database.url, "SELECT id || ' ' || attempt FROM runs WHERE status = 'COMPLETED'").split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2 { recorded[String(parts[0])] = UInt32(parts[1]) }
+        }
+        let wrongAttempts = before.acked.filter { recorded[$0.key] != $0.value }
+        #expect(wrongAttempts.isEmpty, "\(wrongAttempts.prefix(5))")
+        #expect(try outboxBacklog(redisPort: redis.port) == (0, 0))
+        for env in 0..<4 {
+            guard case .queueStats(let stats)? = try await connections[0].call(.queueStats(QueueStatsRequest(environmentID: n("env\(env)")))) else {
+                Issue.record("stats"); continue
+            }
+            #expect(stats.length == 0 && stats.inFlight == 0)
+        }
+        for connection in connections { await connection.close() }
     }
 
     @Test func repairReAddsRecordedRunsRedisLacks() async throws {

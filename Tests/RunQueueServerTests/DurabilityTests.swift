@@ -158,6 +158,21 @@ import TestSupport
         #expect(process.terminationStatus == 0)
     }
 
+    /// RUNQUEUE_BENCHMARK_DISCARD_RECORDS (benchmarks only) runs the cycle
+    /// without a record; it is off unless set.
+    @Test func theBenchmarkDiscardSettingSkipsTheRecordAndIsOffByDefault() async throws {
+        #expect(try ServerConfig.load(environment: [:], arguments: []).benchmarkDiscardRecords == false)
+        #expect(try ServerConfig.load(environment: ["RUNQUEUE_BENCHMARK_DISCARD_RECORDS": "1"], arguments: []).benchmarkDiscardRecords)
+        let (test, client) = try await QueueEngineTests.started { $0.benchmarkDiscardRecords = true }
+        let n = Names()
+        _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
+        let m = try #require(try await dequeue(client, n("wq")).first)
+        #expect(try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt))) == .ack(AckResponse(acked: true)))
+        #expect(try await getRun(client, n("a")) == nil)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
     @Test func withPostgreSQLDownEnqueueAnswersUnavailableAndWritesNothing() async throws {
         let test = try await TestServer.start {
             $0.databaseURL = "postgres://postgres@127.0.0.1:\(TestServices.unusedPort())/postgres"

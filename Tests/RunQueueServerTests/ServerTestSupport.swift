@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import RunQueueClient
+import RunQueueCore
 import RunQueueServer
 import TestSupport
 import UVLoop
@@ -45,4 +47,90 @@ enum Binaries {
         if let path = env["RUNQUEUED_BIN"] { return URL(fileURLWithPath: path) }
         return root.appendingPathComponent(".build/debug/runqueued")
     }
+}
+
+/// runqueued as a child process (for kill -9 and outages), on a fixed free
+/// port so a restart listens where the clients expect it. Its output goes
+/// nowhere: a test child never inherits the test's stdout.
+final class ServerProcess {
+    let port = TestServices.unusedPort()
+    let environment: [String: String]
+    private(set) var process: Process?
+
+    init(redisURL: String, databaseURL: String, _ extra: [String: String] = [:]) {
+        environment = ["RUNQUEUE_LISTEN": "127.0.0.1:\(port)", "RUNQUEUE_LOG_LEVEL": "error",
+                       "RUNQUEUE_REDIS_URL": redisURL, "RUNQUEUE_DATABASE_URL": databaseURL].merging(extra) { $1 }
+    }
+
+    deinit { kill() }
+
+    var address: SocketAddress { SocketAddress(host: "127.0.0.1", port: port) }
+
+    func launch() throws {
+        let process = Process()
+        process.executableURL = Binaries.runqueued
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+    }
+
+    /// A connection once the engine answers (Redis and PostgreSQL both up).
+    func connect() async throws -> RunQueueConnection {
+        for _ in 0..<400 {
+            if let c = try? await RunQueueConnection.connect(to: address), await QueueEngineTests.isReady(c) { return c }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw RunQueueError(.unavailable, "runqueued did not become ready on port \(port)")
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    func kill() {
+        guard let process else { return }
+        self.process = nil
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
+/// psql against a database URL: runs `sql` and returns the unaligned, tuples-only output.
+@discardableResult
+func psql(_ databaseURL: String, _ sql: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["psql", databaseURL, "-v", "ON_ERROR_STOP=1", "-qAtc", sql]
+    let stdout = Pipe()
+    process.standardOutput = stdout
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw RunQueueError(.internal, "psql failed (\(process.terminationStatus)): \(sql)") }
+    return output.trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// redis-cli against a local port; returns its output.
+@discardableResult
+func redisCLI(port: UInt16, _ args: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["redis-cli", "-p", String(port)] + args
+    let stdout = Pipe()
+    process.standardOutput = stdout
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return output.trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// Entries waiting in every shard's outbox and finishing marks left, summed over 16 shards.
+func outboxBacklog(redisPort: UInt16, shards: Int = 16) throws -> (entries: Int, finishing: Int) {
+    var entries = 0, finishing = 0
+    for shard in 0..<shards {
+        entries += Int(try redisCLI(port: redisPort, ["XLEN", "{rq\(shard)}:outbox"])) ?? 0
+        finishing += Int(try redisCLI(port: redisPort, ["HLEN", "{rq\(shard)}:fin"])) ?? 0
+    }
+    return (entries, finishing)
 }

@@ -6,27 +6,43 @@
 //    tag) into the Redis the server uses, and run
 //    `redis-benchmark -n 200000 -P 16 -q -r 100000 evalsha <sha> 1 {rqbench}:z __rand_int__`.
 //    Its requests/s is the raw ceiling of one small script on this Redis.
-// 2. Starts `runqueued` (next to this binary unless --runqueued) on a free port
-//    with RUNQUEUE_REDIS_URL / RUNQUEUE_DATABASE_URL from the environment. Every
-//    id (environments, worker queue, runs) carries a random per-run prefix, so
-//    data of earlier runs does not interfere. The environments' concurrency
-//    limit is raised (SetConcurrencyLimit 1,000,000) so the default limit of
-//    100 does not cap throughput; it is cleared at the end.
+// 2. Runs the cycle below `--rounds` times (default 2) in each of two modes,
+//    alternating, each time through a fresh `runqueued` (next to this binary
+//    unless --runqueued) on a free port with RUNQUEUE_REDIS_URL /
+//    RUNQUEUE_DATABASE_URL from the environment:
+//    - PostgreSQL on: the server as deployed (rows created first, every
+//      change written through the outbox applier, Ack answered once applied);
+//    - Redis-only: the same server with RUNQUEUE_BENCHMARK_DISCARD_RECORDS=1,
+//      a benchmark-only setting under which no run record is written
+//      (creations answer as created, outbox entries are drained unapplied).
+//    Every id (environments, worker queue, runs) carries a random per-cycle
+//    prefix, so data of earlier cycles does not interfere. The environments'
+//    concurrency limit is raised (SetConcurrencyLimit 1,000,000) so the
+//    default limit of 100 does not cap throughput; it is cleared at the end.
 // 3. Producers (connections x batches in flight) EnqueueBatch N runs, 100 per
 //    batch, each batch for one environment (round robin). Consumers
 //    (connections x dequeues in flight) Dequeue (max_runs 100, wait_ms 1000)
-//    and Ack every run it got (all acks of one answer pipelined).
-// 4. Prints runs/s from the first enqueue to the last ack, p50/p99 latency of
-//    EnqueueBatch, Dequeue and Ack, the scripts Redis ran per run (INFO
-//    commandstats, eval + evalsha), the CPU time of Redis, runqueued and this
-//    client, and the ratio to the ceiling: runs/s vs ceiling / scripts per run.
-// 5. Checks exactly-once: every run enqueued (created), received once (no
-//    duplicate run id), acked once (acked = true), and the queues empty.
+//    and Ack every run it got (all acks of one answer pipelined). With
+//    PostgreSQL on, every `--row-sample`th run (default 20) is read from
+//    PostgreSQL right after its Ack is answered, until the row shows
+//    COMPLETED: the time from the answer to the row, and from the ack in
+//    Redis (the row's completed_at) to the answer.
+// 4. Prints per cycle runs/s from the first enqueue to the last ack, p50/p99
+//    latency of EnqueueBatch, Dequeue and Ack, the scripts Redis ran per run
+//    (INFO commandstats, eval + evalsha), the CPU time of Redis, runqueued
+//    and this client, and the ratio to the ceiling; then a summary: runs/s
+//    of every round, the ratio PostgreSQL on / Redis-only (medians; target
+//    >= 0.70) and the ack-to-row percentiles.
+// 5. Checks exactly-once in every cycle: every run enqueued (created),
+//    received once (no duplicate run id), acked once (acked = true), and the
+//    queues empty; exits 1 if any cycle fails it.
 //
 // usage: runqueue-bench-cycle [--runs N] [--batch N] [--producers N] [--producer-window N]
 //          [--consumers N] [--consumer-window N] [--max-runs N] [--wait-ms N] [--envs N]
 //          [--ttl DURATION|""] [--runqueued PATH] [--timeout SECONDS] [--skip-baseline]
+//          [--rounds N] [--row-sample N] [--skip-redis-only]
 import Foundation
+import PostgresDriver
 import RunQueueClient
 import RunQueueCore
 import Synchronization
@@ -245,6 +261,30 @@ struct ConsumerReport: Sendable {
     var ackedFalse = 0
     var emptyDequeues = 0
     var errors: [String] = []
+    var rowSamples: [RowSample] = []
+}
+
+/// When a sampled ack's row shows COMPLETED, read from PostgreSQL right after the answer.
+struct RowSample: Sendable {
+    var answerToRow: Duration
+    var redisToAnswerMs: Int64
+    var firstRead: Bool
+
+    /// Reads the row until it shows COMPLETED (every read is one SELECT; gives up after 10 s).
+    static func read(_ runID: String, answered: ContinuousClock.Instant, _ postgres: PostgresConnection) async -> RowSample? {
+        let answeredWallMs = Int64(Date().timeIntervalSince1970 * 1000)
+        var reads = 0
+        while ContinuousClock.now - answered < .seconds(10) {
+            reads += 1
+            guard let rows = try? await postgres.query("SELECT status::text, completed_at FROM runs WHERE id = $1", [.text(runID)]),
+                  let row = rows.rows.first else { return nil }
+            if row.first == "COMPLETED", let completedAt = row.last.flatMap({ $0 }).flatMap({ Int64($0) }) {
+                return RowSample(answerToRow: ContinuousClock.now - answered, redisToAnswerMs: answeredWallMs - completedAt, firstRead: reads == 1)
+            }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        return nil
+    }
 }
 
 // MARK: main
@@ -262,7 +302,8 @@ func main() async throws {
     let timeout = Double(intOption("--timeout", 300))
     let ttl = option("--ttl") ?? "10m"
     let env = ProcessInfo.processInfo.environment
-    guard let redisURL = env["RUNQUEUE_REDIS_URL"], env["RUNQUEUE_DATABASE_URL"] != nil else {
+    let rounds = intOption("--rounds", 2)
+    guard let redisURL = env["RUNQUEUE_REDIS_URL"], let databaseURL = env["RUNQUEUE_DATABASE_URL"] else {
         fail("set RUNQUEUE_REDIS_URL and RUNQUEUE_DATABASE_URL (eval \"$(scripts/services env)\"), or run `make bench-cycle`")
     }
     let redis = RedisTarget(url: redisURL)
@@ -297,11 +338,102 @@ func main() async throws {
                    value, baselineCPUPerScript * 1e6))
     }
 
+    let settings = Settings(total: total, batch: batch, producers: producers, producerWindow: producerWindow, consumers: consumers,
+                            consumerWindow: consumerWindow, maxRuns: maxRuns, waitMs: waitMs, envCount: envCount, timeout: timeout,
+                            ttl: ttl, env: env, redis: redis, runqueued: runqueued, ceiling: ceiling,
+                            baselineCPUPerScript: baselineCPUPerScript, rowSample: intOption("--row-sample", 20))
+
+    // The Redis-only path: the same server with RUNQUEUE_BENCHMARK_DISCARD_RECORDS,
+    // so no run record is written (creations and outbox applies skipped).
+    let loop = try EventLoop(name: "bench-cycle-pg")
+    let postgres = try PostgresConnection(loop: loop, url: databaseURL)
+    try await postgres.connect()
+    var results: [(label: String, result: CycleResult)] = []
+    for round in 0..<rounds {
+        for discard in [false, true] where !(discard && CommandLine.arguments.contains("--skip-redis-only")) {
+            let label = discard ? "Redis-only (records discarded)" : "PostgreSQL on (write-through)"
+            say("")
+            say("== round \(round + 1) of \(rounds): \(label)")
+            results.append((label, try await cycle(settings, discard: discard, postgres: discard ? nil : postgres)))
+        }
+    }
+    await postgres.close()
+    _ = loop.shutdown()
+
+    say("")
+    say("summary (runs/s per round; the machine is shared, so compare rounds, not single figures)")
+    let on = results.filter { !$0.label.hasPrefix("Redis") }.map(\.result)
+    let off = results.filter { $0.label.hasPrefix("Redis") }.map(\.result)
+    say("PostgreSQL on:  " + on.map { String(format: "%.0f", $0.rate) }.joined(separator: ", "))
+    if !off.isEmpty {
+        say("Redis-only:     " + off.map { String(format: "%.0f", $0.rate) }.joined(separator: ", "))
+        let onBest = on.map(\.rate).max() ?? 0, offBest = off.map(\.rate).max() ?? 1
+        let onMedian = median(on.map(\.rate)), offMedian = median(off.map(\.rate))
+        say(String(format: "ratio PostgreSQL on / Redis-only: %.2f (medians %.0f / %.0f), %.2f (best rounds %.0f / %.0f); target >= 0.70: %@",
+                   onMedian / offMedian, onMedian, offMedian, onBest / offBest, onBest, offBest,
+                   onMedian / offMedian >= 0.7 ? "met" : "NOT met"))
+        let ackOn = median(on.map(\.ackP50)), ackOff = median(off.map(\.ackP50))
+        say(String(format: "Ack p50 ms: %.2f with PostgreSQL, %.2f Redis-only (the write-through adds %.2f ms to an ack)", ackOn, ackOff, ackOn - ackOff))
+    }
+    let rows = on.flatMap(\.answerToRow), lag = on.flatMap(\.redisToAnswer)
+    let firstRead = on.reduce(0) { $0 + $1.rowOnFirstRead }
+    let r = percentiles(rows), l = percentilesMs(lag)
+    say(String(format: "Ack answered -> row shows COMPLETED (sampled 1 in %d acks, %d samples, one SELECT per read): p50 %.2f ms, p99 %.2f ms; "
+                 + "COMPLETED on the first read in %d of %d", settings.rowSample, r.count, r.p50, r.p99, firstRead, r.count))
+    say(String(format: "ack in Redis (the row's completed_at) -> answer at the client: p50 %.0f ms, p99 %.0f ms (ms clocks)", l.p50, l.p99))
+    if results.contains(where: { !$0.result.ok }) { exit(1) }
+}
+
+func median(_ values: [Double]) -> Double {
+    guard !values.isEmpty else { return 0 }
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+/// p50 and p99 of millisecond samples.
+func percentilesMs(_ samples: [Int64]) -> (count: Int, p50: Double, p99: Double) {
+    guard !samples.isEmpty else { return (0, 0, 0) }
+    let sorted = samples.sorted()
+    func at(_ q: Double) -> Double { Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]) }
+    return (sorted.count, at(0.50), at(0.99))
+}
+
+struct Settings: Sendable {
+    let total, batch, producers, producerWindow, consumers, consumerWindow, maxRuns, waitMs, envCount: Int
+    let timeout: Double
+    let ttl: String
+    let env: [String: String]
+    let redis: RedisTarget
+    let runqueued: String
+    let ceiling: Double?
+    let baselineCPUPerScript: Double
+    let rowSample: Int
+}
+
+struct CycleResult: Sendable {
+    var rate: Double
+    var ok: Bool
+    var ackP50: Double
+    /// Sampled acks: from the answer to a read showing the row COMPLETED.
+    var answerToRow: [Duration]
+    /// Sampled acks: answer wall clock ms - the row's completed_at (the server's clock when the ack ran in Redis).
+    var redisToAnswer: [Int64]
+    var rowOnFirstRead: Int
+}
+
+/// One full cycle through a fresh runqueued; prints its figures.
+func cycle(_ settings: Settings, discard: Bool, postgres: PostgresConnection?) async throws -> CycleResult {
+    let (total, batch, producers, producerWindow) = (settings.total, settings.batch, settings.producers, settings.producerWindow)
+    let (consumers, consumerWindow, maxRuns, waitMs) = (settings.consumers, settings.consumerWindow, settings.maxRuns, settings.waitMs)
+    let (envCount, timeout, ttl, env, redis) = (settings.envCount, settings.timeout, settings.ttl, settings.env, settings.redis)
+    let (runqueued, ceiling, baselineCPUPerScript, rowSample) = (settings.runqueued, settings.ceiling, settings.baselineCPUPerScript, settings.rowSample)
+
     // 2. The server.
     let port = freePort()
     let server = Process()
     server.executableURL = URL(fileURLWithPath: runqueued)
-    server.environment = env.merging(["RUNQUEUE_LISTEN": "127.0.0.1:\(port)", "RUNQUEUE_LOG_LEVEL": env["RUNQUEUE_LOG_LEVEL"] ?? "error"]) { $1 }
+    server.environment = env.merging(["RUNQUEUE_LISTEN": "127.0.0.1:\(port)", "RUNQUEUE_LOG_LEVEL": env["RUNQUEUE_LOG_LEVEL"] ?? "error",
+                                      "RUNQUEUE_BENCHMARK_DISCARD_RECORDS": discard ? "1" : "0"]) { $1 }
     try spawn(server)
     defer { stop(server) }
     let control = try await connectWithRetry(port: port)
@@ -411,15 +543,23 @@ func main() async throws {
                         if messages.isEmpty { report.emptyDequeues += 1; continue }
                         report.dequeueLatencies.append(ContinuousClock.now - begin)
                         report.received.append(contentsOf: messages.map(\.runID))
+                        let acksSent = ContinuousClock.now
                         let answers = await connection.pipeline(messages.map {
                             .ack(AckRequest(runID: $0.runID, environmentID: $0.environmentID, attempt: $0.attempt))
                         })
-                        let outcomes: [(Duration, Result<Bool, RunQueueError>)] = answers.map { answer in
-                            (answer.elapsed, answer.result.map { if case .ack(let ack)? = $0 { ack.acked } else { false } })
+                        var outcomes: [(Duration, Result<Bool, RunQueueError>, RowSample?)] = []
+                        for (message, answer) in zip(messages, answers) {
+                            let outcome = answer.result.map { if case .ack(let ack)? = $0 { ack.acked } else { false } }
+                            var sample: RowSample?
+                            if case .success(true) = outcome, let postgres, (Int(message.runID.suffix(16)) ?? 1) % rowSample == 0 {
+                                sample = await RowSample.read(message.runID, answered: acksSent + answer.elapsed, postgres)
+                            }
+                            outcomes.append((answer.elapsed, outcome, sample))
                         }
                         var acked = 0
-                        for (latency, outcome) in outcomes {
+                        for (latency, outcome, sample) in outcomes {
                             report.ackLatencies.append(latency)
+                            if let sample { report.rowSamples.append(sample) }
                             switch outcome {
                             case .success(true): acked += 1
                             case .success(false): report.ackedFalse += 1
@@ -519,7 +659,10 @@ func main() async throws {
           + "\(distinct) distinct run ids, \(ackedTrue) acked (\(ackedFalse) acked=false), \(errors.count) errors, queues \(leftovers.isEmpty ? "empty" : "NOT empty")")
     for error in errors.prefix(10) { print("  error: \(error)") }
     for leftover in leftovers { print("  left: \(leftover)") }
-    if !ok { exit(1) }
+    if !ok { say("exactly-once check FAILED in this round") }
+    let samples = consumerReports.flatMap(\.rowSamples)
+    return CycleResult(rate: rate, ok: ok, ackP50: ackLatency.p50, answerToRow: samples.map(\.answerToRow),
+                       redisToAnswer: samples.map(\.redisToAnswerMs), rowOnFirstRead: samples.filter(\.firstRead).count)
 }
 
 try await main()
