@@ -1,13 +1,21 @@
 // OutboxApplier: writes each shard's outbox to PostgreSQL.
 //
 // Every change after creation is appended by its Lua script to the shard's
-// outbox stream; the stream holds exactly the entries PostgreSQL has not
-// applied. A pass reads the oldest entries (up to `batch`), applies them in
-// one guarded UPDATE (RunRecords.apply), then deletes them and clears the
-// finishing marks they set (outbox_done.lua). Passes of one shard never
-// overlap on this server; any number of servers may run passes on the same
-// shard (entries of a dead server are simply picked up by the others' next
-// pass), because applying an entry twice changes nothing.
+// outbox stream; the stream holds the entries PostgreSQL has not applied. A
+// pass reads the entries after this server's cursor (up to `batch`),
+// applies them in one guarded UPDATE (RunRecords.apply), then clears the
+// finishing marks they set and trims what is done (outbox_done.lua). Passes
+// of one shard never overlap on this server; any number of servers may run
+// passes on the same shard (each reads from the start once, so entries of a
+// dead server are picked up by the others), because applying an entry twice
+// changes nothing.
+//
+// DEQUEUED entries are held back for `dequeuedLagMs` (engine.md: DEQUEUED
+// may be written behind, within a second, and skipped if the ack comes
+// first): most runs are acked within that time, their C entry supersedes
+// the D, and the row is written once instead of twice. Held entries stay in
+// the stream (it is trimmed only below the oldest one), so a crash loses
+// nothing; they are simply read again.
 //
 // Calls that must answer after PostgreSQL has their change (Ack, Nack) wait
 // for their entry: an entry is applied once a pass that started after it was
@@ -28,6 +36,8 @@ final class OutboxApplier {
     private let logger: Logger
     let waitBoundMs: UInt64
     private let batch = 500
+    /// How long a D entry waits for a later entry of its run before it is written.
+    static let dequeuedLagMs: UInt64 = 400
     private var shards: [ShardState]
     private var ticker: LoopTimer?
     private var sweeper: LoopTimer?
@@ -50,6 +60,11 @@ final class OutboxApplier {
         var again = false
         var failing = false
         var waiters: [Waiter] = []
+        /// The last entry read and dealt with (applied, superseded or held).
+        var cursor: String?
+        /// D entries read but not written yet, in stream order, with the loop time they were read.
+        var held: [(entry: OutboxEntry, readAtMs: UInt64)] = []
+        var heldTimer: LoopTimer?
     }
 
     init(loop: EventLoop, store: QueueStore, records: RunRecords, logger: Logger, waitBoundMs: UInt64 = 5000, tickMs: UInt64 = 1000) {
@@ -97,27 +112,90 @@ final class OutboxApplier {
         state.running = true
         state.again = false
         let covered = state.waiters
-        store.readOutbox(shard: shard, count: batch) { [unowned self] result in
+        store.readOutbox(shard: shard, after: state.cursor, count: batch) { [unowned self] result in
             switch result {
             case .failure(let error):
                 finish(shard, failed: true, error: "\(error)")
-            case .success(let entries) where entries.isEmpty:
-                resolve(shard, covered, upTo: .max)
-                finish(shard, failed: false, error: nil)
             case .success(let entries):
-                records.apply(entries) { [unowned self] applied in
+                let plan = plan(state, read: entries)
+                guard plan.changes else {
+                    resolve(shard, covered, upTo: .max)
+                    finish(shard, failed: false, error: nil)
+                    return
+                }
+                records.apply(plan.write) { [unowned self] applied in
                     if case .failure(let error) = applied {
                         finish(shard, failed: true, error: "\(error)")
                         return
                     }
-                    store.outboxDone(shard: shard, entries: entries, oldest: true) { [unowned self] _ in
-                        let upTo = entries.count < batch ? Int64.max : entries.map(\.sequence).max() ?? 0
-                        resolve(shard, covered, upTo: upTo)
+                    store.outboxDone(shard: shard, entries: plan.write, trimBelow: plan.trimBelow) { [unowned self] done in
+                        if case .failure(let error) = done {
+                            // Applied but not acknowledged: read them again (applying twice changes nothing).
+                            finish(shard, failed: true, error: "\(error)")
+                            return
+                        }
+                        state.cursor = plan.cursor
+                        state.held = plan.held
+                        resolve(shard, covered, upTo: entries.count < batch ? .max : entries.last?.sequence ?? 0)
                         if entries.count == batch { state.again = true }
+                        armHeldTimer(shard)
                         finish(shard, failed: false, error: nil)
                     }
                 }
             }
+        }
+    }
+
+    private struct Plan {
+        var write: [OutboxEntry] = []
+        var held: [(entry: OutboxEntry, readAtMs: UInt64)] = []
+        var cursor: String?
+        var trimBelow: String?
+        var changes = false
+    }
+
+    /// What a pass writes, keeps holding and trims, given the entries it read.
+    /// Nothing of `state` changes here: a failed pass leaves it as it was.
+    private func plan(_ state: ShardState, read entries: [OutboxEntry]) -> Plan {
+        let now = loop.nowMs
+        var plan = Plan()
+        var held = state.held
+        var newest: [String: Int64] = [:]  // run -> sequence of its latest entry written in this pass
+        for entry in entries {
+            if entry.op == .dequeued {
+                held.append((entry, now))
+            } else {
+                plan.write.append(entry)
+                newest[entry.runID] = entry.sequence
+            }
+        }
+        // A later entry of the same run supersedes a held D: nothing to write for it.
+        if !newest.isEmpty {
+            held.removeAll { item in newest[item.entry.runID].map { $0 > item.entry.sequence } ?? false }
+        }
+        // Held long enough: write it now.
+        while let first = held.first, now >= first.readAtMs + Self.dequeuedLagMs {
+            plan.write.append(first.entry)
+            held.removeFirst()
+        }
+        plan.held = held
+        plan.cursor = entries.last?.id ?? state.cursor
+        plan.trimBelow = held.first?.entry.id ?? plan.cursor.map { OutboxEntry.successorID(of: $0) }
+        // With nothing read, a pass only has work when held entries came due.
+        plan.changes = !entries.isEmpty || held.count != state.held.count
+        return plan
+    }
+
+    /// Runs a pass when the oldest held D entry is due.
+    private func armHeldTimer(_ shard: Int) {
+        let state = shards[shard]
+        guard state.heldTimer == nil, !closed, let first = state.held.first else { return }
+        let now = loop.nowMs
+        let due = first.readAtMs + Self.dequeuedLagMs
+        state.heldTimer = loop.schedule(afterMs: due > now ? due - now : 0) { [weak self] in
+            guard let self else { return }
+            shards[shard].heldTimer = nil
+            kick(shard)
         }
     }
 
@@ -186,6 +264,8 @@ final class OutboxApplier {
         sweeper?.close()
         sweeper = nil
         for state in shards {
+            state.heldTimer?.close()
+            state.heldTimer = nil
             let waiters = state.waiters
             state.waiters.removeAll()
             for waiter in waiters where !waiter.done {

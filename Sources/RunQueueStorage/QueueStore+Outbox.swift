@@ -18,6 +18,13 @@ public struct OutboxEntry: Sendable, Equatable {
     }
 
     public let id: String
+    /// The smallest entry id after `id` (`ms-(seq+1)`): trimming below it
+    /// keeps everything written after that entry.
+    public static func successorID(of id: String) -> String {
+        guard let dash = id.firstIndex(of: "-"), let seq = UInt64(id[id.index(after: dash)...]) else { return id }
+        return String(id[..<dash]) + "-" + String(seq &+ 1)
+    }
+
     /// The entry's position as one number (`ms * 10^6 + sequence`), which
     /// orders entries of one shard; rows remember the last one applied.
     public let sequence: Int64
@@ -50,10 +57,13 @@ public struct OutboxEntry: Sendable, Equatable {
 }
 
 extension QueueStore {
-    /// The oldest `count` entries of a shard's outbox (all unapplied).
-    public func readOutbox(shard: Int, count: Int, _ completion: @escaping (Result<[OutboxEntry], QueueStoreError>) -> Void) {
+    /// Up to `count` entries of a shard's outbox in stream order: the oldest,
+    /// or the first ones after entry id `after` (a reader's cursor).
+    public func readOutbox(shard: Int, after: String? = nil, count: Int,
+                           _ completion: @escaping (Result<[OutboxEntry], QueueStoreError>) -> Void) {
         let key = tag(shard: shard) + ":outbox"
-        redis.send([Array("XRANGE".utf8), Array(key.utf8), Array("-".utf8), Array("+".utf8), Array("COUNT".utf8), Array(String(count).utf8)]) { result in
+        let start = after.map { "(" + $0 } ?? "-"
+        redis.send([Array("XRANGE".utf8), Array(key.utf8), Array(start.utf8), Array("+".utf8), Array("COUNT".utf8), Array(String(count).utf8)]) { result in
             switch result {
             case .failure(let error):
                 completion(.failure(Self.map(error, doing: "read the outbox")))
@@ -83,28 +93,20 @@ extension QueueStore {
         }
     }
 
-    /// PostgreSQL has these entries: delete them and clear their finishing
-    /// marks. `oldest`: the entries are the oldest of the stream, read from
-    /// its start (as `readOutbox` reads), so the stream is trimmed up to the
-    /// newest of them at once instead of deleting entry by entry.
-    public func outboxDone(shard: Int, entries: [OutboxEntry], oldest: Bool = false,
+    /// PostgreSQL has these entries: clear the finishing marks they set and
+    /// delete them. `trimBelow`: every entry of the stream below this id is
+    /// applied (or superseded), so the stream is trimmed there at once instead
+    /// of deleting entry by entry, and `entries` only needs to hold those
+    /// that may have set a finishing mark. Without it exactly `entries` are deleted.
+    public func outboxDone(shard: Int, entries: [OutboxEntry], trimBelow: String? = nil,
                            _ completion: @escaping (Result<Void, QueueStoreError>) -> Void) {
-        guard !entries.isEmpty else { completion(.success(())); return }
+        guard !entries.isEmpty || trimBelow != nil else { completion(.success(())); return }
         let tag = tag(shard: shard)
-        var args = [tag]
-        if oldest, let newest = entries.max(by: { $0.sequence < $1.sequence }) {
-            args.append(newest.id)
-            // Only completions, dead letters and expiries set finishing marks.
-            for entry in entries where entry.op != .dequeued && entry.op != .queued {
-                args.append(entry.id)
-                args.append(entry.runID)
-            }
-        } else {
-            args.append("")
-            for entry in entries {
-                args.append(entry.id)
-                args.append(entry.runID)
-            }
+        var args = [tag, trimBelow ?? ""]
+        // Only completions, dead letters and expiries set finishing marks.
+        for entry in entries where trimBelow == nil || (entry.op != .dequeued && entry.op != .queued) {
+            args.append(entry.id)
+            args.append(entry.runID)
         }
         redis.evalScript(scripts.outboxDone, keys: [tag + ":outbox", tag + ":fin"], args: args) { result in
             completion(result.map { _ in () }.mapError { Self.map($0, doing: "acknowledge outbox entries") })

@@ -189,6 +189,76 @@ import TestSupport
     /// run acked before the kill is COMPLETED at the attempt acked and never
     /// delivered again; every other run is delivered exactly once afterwards
     /// (a run whose ack got no answer at most once: the ack may have landed).
+    /// DEQUEUED is written behind (OutboxApplier holds D entries so an ack
+    /// can supersede them): a server killed while it holds them loses none.
+    @Test func aHeldDequeuedEntrySurvivesAKillAndAnAckSupersedesIt() async throws {
+        let redis = try OwnRedis()
+        let database = try Self.ownDatabase()
+        defer { database.drop() }
+        let server = ServerProcess(redisURL: redis.url, databaseURL: database.url)
+        try server.launch()
+        defer { server.kill() }
+        let n = Names()
+        var client = try await server.connect()
+        _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: [n.run("held"), n.run("acked")])))
+        let messages = try await dequeue(client, n("wq"), wait: 2000)
+        #expect(messages.count == 2)
+        // Killed well within the hold time: the D entries were read at most, not written.
+        server.kill()
+        let status = { (run: String) throws -> String in try psql(database.url, "SELECT status || ' ' || attempt FROM runs WHERE id = '\(n(run))'") }
+        #expect(try status("held") == "QUEUED 0")
+        try server.launch()
+        client = try await server.connect()
+        // The restarted server reads the D entries again and writes them.
+        var held = ""
+        for _ in 0..<100 {
+            held = try status("held")
+            if held == "DEQUEUED 0" { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(held == "DEQUEUED 0")  // a first delivery is attempt 0
+        let acked = try #require(messages.first { $0.runID == n("acked") })
+        guard case .ack(let answer)? = try await client.call(.ack(AckRequest(runID: acked.runID, environmentID: acked.environmentID, attempt: acked.attempt))) else {
+            Issue.record("ack answered something else")
+            return
+        }
+        #expect(answer.acked)
+        #expect(try status("acked") == "COMPLETED 0")
+        #expect(try outboxBacklog(redisPort: redis.port).finishing == 0)
+        await client.close()
+    }
+
+    @Test func aDequeuedEntryIsNotWrittenWhenTheAckComesFirst() async throws {
+        let redis = try OwnRedis()
+        let database = try Self.ownDatabase()
+        defer { database.drop() }
+        // Every change to a run row leaves one line in an audit table.
+        try psql(database.url, """
+            CREATE TABLE IF NOT EXISTS audit (id text, status text);
+            """)
+        let server = ServerProcess(redisURL: redis.url, databaseURL: database.url)
+        try server.launch()
+        defer { server.kill() }
+        let client = try await server.connect()
+        try psql(database.url, """
+            CREATE FUNCTION audit_run() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN INSERT INTO audit VALUES (NEW.id, NEW.status::text); RETURN NEW; END $$;
+            CREATE TRIGGER audit_run AFTER UPDATE ON runs FOR EACH ROW EXECUTE FUNCTION audit_run();
+            """)
+        let n = Names()
+        let runs = (0..<50).map { n.run("r\($0)") }
+        _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: runs)))
+        let messages = try await dequeue(client, n("wq"), wait: 2000)
+        #expect(messages.count == 50)
+        let answers = await client.pipeline(messages.map { .ack(AckRequest(runID: $0.runID, environmentID: $0.environmentID, attempt: $0.attempt)) })
+        #expect(answers.allSatisfy { if case .success(.ack(let a)?) = $0.result { a.acked } else { false } })
+        // Well past the hold time: the superseded D entries never reach the table.
+        try await Task.sleep(for: .milliseconds(1200))
+        #expect(try psql(database.url, "SELECT status, count(*) FROM audit GROUP BY status ORDER BY status") == "COMPLETED|50")
+        #expect(try outboxBacklog(redisPort: redis.port) == (0, 0))
+        await client.close()
+    }
+
     @Test func killingTheServerMidLoadLosesNothingAndCompletesEachRunOnce() async throws {
         let redis = try OwnRedis()
         let database = try Self.ownDatabase()

@@ -6,25 +6,20 @@
 -- KEYS[1]  T:outbox
 -- KEYS[2]  T:fin
 -- ARGV[1]  tag
--- ARGV[2]  "" = delete exactly the listed entries; or an entry id N: the
---          applied entries are every entry up to and including N (a read
---          from the start of the stream), so the stream is trimmed below N
---          at once (XTRIM MINID, whole nodes: far cheaper than XDEL per
---          entry) and the pairs only need to list the entries that may have
---          set a finishing mark
+-- ARGV[2]  "" = delete exactly the listed entries; or an entry id N: every
+--          entry below N is applied (or superseded), so the stream is
+--          trimmed below N at once (XTRIM MINID, whole nodes: far cheaper
+--          than XDEL per entry) and the pairs only need to list the entries
+--          that may have set a finishing mark
 -- ARGV[3..] pairs: entry id, run id
 --
 -- Returns the number of entries deleted.
 local deleted = 0
-local upTo = ARGV[2]
-if upTo ~= '' then
-  local dash = string.find(upTo, '-', 1, true)
-  local ms, seq = string.sub(upTo, 1, dash - 1), tonumber(string.sub(upTo, dash + 1))
-  deleted = redis.call('XTRIM', KEYS[1], 'MINID', ms .. '-' .. string.format('%d', seq + 1))
-end
+local below = ARGV[2]
+if below ~= '' then deleted = redis.call('XTRIM', KEYS[1], 'MINID', below) end
 for i = 3, #ARGV, 2 do
   local id, R = ARGV[i], ARGV[i + 1]
-  if upTo == '' then deleted = deleted + redis.call('XDEL', KEYS[1], id) end
+  if below == '' then deleted = deleted + redis.call('XDEL', KEYS[1], id) end
   local fin = redis.call('HGET', KEYS[2], R)
   if fin then
     local p = split(fin, SEP)
