@@ -245,8 +245,22 @@ func startServer(redis: PrivateRedis, database: Database, runqueued: String, set
     server.environment = environment
     server.standardOutput = FileHandle.nullDevice
     try spawn(server)
-    await (try connectWithRetry(port: port)).close()
-    return (server, port)
+    let connection = try await connectWithRetry(port: port)
+    // Ping answers before the stores are up: wait until a lookup reaches
+    // Redis and PostgreSQL (NOT_FOUND for a run that does not exist).
+    var ready = false
+    for _ in 0..<600 where !ready {
+        do {
+            _ = try await connection.call(.getRun(GetRunRequest(runID: "readiness-probe")))
+            ready = true
+        } catch {
+            ready = error.code == .notFound
+            if !ready { try await Task.sleep(for: .milliseconds(50)) }
+        }
+    }
+    await connection.close()
+    if ready { return (server, port) }
+    throw BenchError("runqueued did not reach Redis and PostgreSQL within 30 s")
 }
 
 // MARK: the reference's poller
