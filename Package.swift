@@ -82,9 +82,15 @@ let package = Package(
         ),
         .executableTarget(
             name: "runqueue-bench-cycle",
-            dependencies: ["RunQueueClient", "RunQueueCore", "PostgresDriver", "UVLoop"],
+            dependencies: ["BenchSupport", "RunQueueClient", "RunQueueCore", "PostgresDriver", "UVLoop"],
             path: "bench/cycle"
         ),
+        .executableTarget(
+            name: "runqueue-bench-expiry",
+            dependencies: ["BenchSupport", "RunQueueClient", "RunQueueCore", "RedisDriver", "UVLoop"],
+            path: "bench/expiry"
+        ),
+        .target(name: "BenchSupport", dependencies: ["RunQueueClient", "UVLoop"], path: "bench/support"),
 
         .target(name: "TestSupport", dependencies: ["UVLoop"], path: "Tests/TestSupport"),
         .testTarget(name: "UVLoopTests", dependencies: ["UVLoop", "TestSupport"]),

@@ -1,0 +1,475 @@
+// runqueue-bench-expiry: how late expiry events reach a subscriber, and how
+// fast a mass expiry drains, through a real runqueued; and the reference's
+// 1 s poller measured in the same run.
+//
+// What it does:
+// 1. Starts its own redis-server on a free port (`--save '' --appendonly no`),
+//    creates a fresh PostgreSQL database next to RUNQUEUE_DATABASE_URL (dropped
+//    at the end) and a release `runqueued` on them (next to this binary unless
+//    --runqueued). Every environment gets concurrency limit 0 and nobody
+//    dequeues, so every run expires.
+// 2. Lateness: one SubscribeExpiry subscriber (started first), then N runs
+//    (--lateness-runs, 100,000) enqueued with `timestamp_ms` spread uniformly
+//    over --spread seconds starting a few seconds ahead and ttl "1s", so their
+//    deadlines (`timestamp_ms + 1 s`, a delayed run's TTL starts when it comes
+//    due) are spread uniformly over the window and every enqueue is done
+//    before the first deadline. Lateness = wall clock when the event reached
+//    the subscriber - the event's expires_at_ms (same host, same clock).
+//    Checks that every run got exactly one event, in increasing cursor order.
+// 3. Drain: another subscriber, then M runs (--drain-runs, 200,000) whose
+//    deadlines are all the same instant. Measures the time from that instant
+//    until PostgreSQL shows all M EXPIRED (count query every 50 ms) and until
+//    the subscriber had all M events; prints runs/s of each.
+// 4. Baseline: trigger.dev's TTL poller as the reference describes it (§5.4,
+//    §5.5): 4 TTL shards (its default), one loop per shard ticking every
+//    1000 ms, each tick expiring at most 100 members with score <= now (ZREM
+//    plus the worker job it writes), against the same redis-server. It gets
+//    the same N deadlines over the same window and runs until the window plus
+//    --baseline-grace seconds; runs still unexpired then count with the
+//    lateness they had reached (a lower bound, marked ">="). A light run
+//    (--baseline-light-runs, 3,000: under its 400 runs/s capacity) shows its
+//    lateness when it keeps up. Its drain rate is printed from the same run
+//    and as the theoretical 4 x 100 per second.
+//
+// usage: runqueue-bench-expiry [--lateness-runs N] [--spread SECONDS] [--drain-runs N] [--envs N]
+//          [--baseline-light-runs N] [--baseline-grace SECONDS] [--runqueued PATH] [--skip-baseline]
+//          [--ttl-batch-size N]
+import BenchSupport
+import Foundation
+import RedisDriver
+import RunQueueClient
+import RunQueueCore
+import Synchronization
+import UVLoop
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("runqueue-bench-expiry: \(message)\n".utf8))
+    exit(1)
+}
+
+func intOption(_ name: String, _ fallback: Int) -> Int {
+    guard let text = option(name) else { return fallback }
+    guard let value = Int(text), value > 0 else { fail("\(name) must be a positive integer, got \"\(text)\"") }
+    return value
+}
+
+/// Wall-clock milliseconds, with microseconds.
+func wallMs() -> Double { Date().timeIntervalSince1970 * 1000 }
+
+func randomName(_ length: Int) -> String {
+    String((0..<length).map { _ in "0123456789abcdefghijklmnopqrstuvwxyz".randomElement()! })
+}
+
+/// p50 / p90 / p99 / max of `values` (ms), or nil when empty.
+func summary(_ values: [Double]) -> (p50: Double, p90: Double, p99: Double, max: Double)? {
+    guard !values.isEmpty else { return nil }
+    let sorted = values.sorted()
+    func at(_ q: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))] }
+    return (at(0.50), at(0.90), at(0.99), sorted[sorted.count - 1])
+}
+
+// MARK: the private Redis and database
+
+final class PrivateRedis {
+    let port = freePort()
+    let process = Process()
+
+    init() throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try spawn(process)
+        for _ in 0..<200 {
+            if (try? run("redis-cli", ["-p", String(port), "PING"]))?.contains("PONG") == true { return }
+            usleep(25_000)
+        }
+        throw BenchError("redis-server on port \(port) did not answer")
+    }
+
+    var url: String { "redis://127.0.0.1:\(port)" }
+
+    func version() -> String {
+        let info = (try? run("redis-cli", ["-p", String(port), "INFO", "server"])) ?? ""
+        let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }
+        return line.map { String($0.dropFirst("redis_version:".count)) } ?? "?"
+    }
+
+    func stop() { BenchSupport.stop(process) }
+}
+
+struct Database {
+    let admin: String
+    let name = "rq_bench_expiry_" + randomName(8)
+
+    var url: String { String(admin[..<(admin.lastIndex(of: "/") ?? admin.endIndex)]) + "/" + name }
+
+    func create() throws { try run("psql", [admin, "-qc", "CREATE DATABASE \(name)"]) }
+    func drop() { _ = try? run("psql", [admin, "-qc", "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"]) }
+
+    func scalar(_ sql: String) throws -> Int {
+        let text = try run("psql", [url, "-tAqc", sql]).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let value = Int(text) else { throw BenchError("psql answered \"\(text)\" to \(sql)") }
+        return value
+    }
+}
+
+// MARK: the subscriber
+
+/// One SubscribeExpiry subscriber recording each event with its arrival time.
+/// `probe` is a copy of the iterator the task iterates; both share one driver, so the probe sees when the stream started and can cancel it. (The iterator
+/// type is not Sendable; the probe is only used for those two thread-safe
+/// operations.)
+final class Subscriber: @unchecked Sendable {
+    struct Sample: Sendable {
+        var runID: String
+        var cursor: UInt64
+        var receivedMs: Double
+        var expiresAtMs: Int64
+    }
+
+    let samples = Mutex<[Sample]>([])
+    let count = Atomic<Int>(0)
+    let failure = Mutex<String?>(nil)
+    private let probe: ExpirySubscription.Iterator
+    private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
+
+    /// Subscribes live to `org`'s events and returns once the server confirmed the subscription.
+    init(port: UInt16, org: String) async throws {
+        let client = RunQueueClient(RunQueueClientConfiguration(server: SocketAddress(host: "127.0.0.1", port: port)))
+        probe = client.subscribeExpiry(filter: ExpiryFilter(orgID: org)).makeAsyncIterator()
+        task.withLock {
+            $0 = Task { [self] in
+                var iterator = probe
+                do {
+                    while let event = try await iterator.next() {
+                        let now = wallMs()
+                        samples.withLock {
+                            $0.append(Sample(runID: event.runID, cursor: event.cursor, receivedMs: now, expiresAtMs: event.expiresAtMs))
+                        }
+                        count.add(1, ordering: .relaxed)
+                    }
+                } catch {
+                    failure.withLock { $0 = "\(error)" }
+                }
+            }
+        }
+        let limit = ContinuousClock.now + .seconds(30)
+        while probe.liveFromCursor == nil {
+            if let error = failure.withLock({ $0 }) { throw BenchError("SubscribeExpiry failed: \(error)") }
+            if ContinuousClock.now > limit { throw BenchError("SubscribeExpiry did not start within 30 s") }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Waits until `expected` events arrived or `deadline` passed.
+    func wait(for expected: Int, until deadline: ContinuousClock.Instant) async throws {
+        while count.load(ordering: .relaxed) < expected && ContinuousClock.now < deadline && failure.withLock({ $0 }) == nil {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    func cancel() async {
+        probe.cancel()
+        await task.withLock { $0 }?.value
+    }
+
+    /// Exactly once and in order: every run in `expected` had one event, no
+    /// other event came, and cursors strictly increased.
+    func check(expected: Set<String>) -> (ok: Bool, text: String) {
+        let all = samples.withLock { $0 }
+        var seen: [String: Int] = [:]
+        for sample in all { seen[sample.runID, default: 0] += 1 }
+        let missing = expected.filter { seen[$0] == nil }.count
+        let duplicated = seen.values.filter { $0 > 1 }.count
+        let unexpected = seen.keys.filter { !expected.contains($0) }.count
+        let ordered = zip(all, all.dropFirst()).allSatisfy { $0.cursor < $1.cursor }
+        let ok = missing == 0 && duplicated == 0 && unexpected == 0 && ordered && failure.withLock({ $0 }) == nil
+        let error = failure.withLock { $0 }.map { ", subscriber error: \($0)" } ?? ""
+        return (ok, "\(ok ? "ok" : "FAILED"): \(all.count) events for \(expected.count) runs, \(missing) missing, \(duplicated) runs with "
+                    + "more than one event, \(unexpected) unknown, cursors \(ordered ? "strictly increasing" : "NOT in order")\(error)")
+    }
+}
+
+// MARK: runqueued
+
+struct Workload {
+    let port: UInt16
+    let prefix = randomName(8)
+    let environments: [String]
+
+    init(port: UInt16, envCount: Int) {
+        self.port = port
+        environments = (0..<envCount).map { [prefix] in "env_bx_\(prefix)_\($0)" }
+    }
+
+    func org(_ phase: String) -> String { "org_bx_\(prefix)_\(phase)" }
+
+    /// Enqueues `deadlines.count` runs of `phase`, run i delayed until
+    /// `dueMs[i]` with ttl "1s"; returns their ids after checking each
+    /// answer's expires_at.
+    func enqueue(phase: String, dueMs: [Int64], client: RunQueueClient) async throws -> [String] {
+        let org = org(phase)
+        let runs = dueMs.enumerated().map { i, due in
+            RunDescriptor(runID: "run_bx_\(prefix)_\(phase)_\(i)", orgID: org, projectID: "proj_bx_\(prefix)",
+                          environmentID: environments[i % environments.count], environmentType: .production,
+                          queue: "task/expiring", taskIdentifier: "expiring", workerQueue: "wq_bx_\(prefix)",
+                          timestampMs: due, ttl: "1s")
+        }
+        var start = 0
+        while start < runs.count {
+            let chunk = Array(runs[start..<min(runs.count, start + 20_000)])
+            let results = try await client.enqueueBatch(chunk, timeout: .seconds(120))
+            for (run, result) in zip(chunk, results) {
+                guard result.status.code == .ok, result.created else {
+                    throw BenchError("enqueue \(run.runID): \(result.status.code) \(result.status.message) created=\(result.created)")
+                }
+                guard result.expiresAtMs == run.timestampMs + 1000 else {
+                    throw BenchError("enqueue \(run.runID): expires_at \(result.expiresAtMs), wanted \(run.timestampMs + 1000)")
+                }
+            }
+            start += chunk.count
+        }
+        return runs.map(\.runID)
+    }
+}
+
+func startServer(redis: PrivateRedis, database: Database, runqueued: String, settings: [String: String]) async throws -> (Process, UInt16) {
+    let port = freePort()
+    let server = Process()
+    server.executableURL = URL(fileURLWithPath: runqueued)
+    var environment = ProcessInfo.processInfo.environment
+    environment.merge(["RUNQUEUE_LISTEN": "127.0.0.1:\(port)", "RUNQUEUE_REDIS_URL": redis.url, "RUNQUEUE_DATABASE_URL": database.url,
+                       "RUNQUEUE_LOG_LEVEL": environment["RUNQUEUE_LOG_LEVEL"] ?? "error"]) { $1 }
+    environment.merge(settings) { $1 }
+    server.environment = environment
+    server.standardOutput = FileHandle.nullDevice
+    try spawn(server)
+    let connection = try await connectWithRetry(port: port)
+    // Ping answers before the stores are up: wait until a lookup reaches
+    // Redis and PostgreSQL (NOT_FOUND for a run that does not exist).
+    var ready = false
+    for _ in 0..<600 where !ready {
+        do {
+            _ = try await connection.call(.getRun(GetRunRequest(runID: "readiness-probe")))
+            ready = true
+        } catch {
+            ready = error.code == .notFound
+            if !ready { try await Task.sleep(for: .milliseconds(50)) }
+        }
+    }
+    await connection.close()
+    if ready { return (server, port) }
+    throw BenchError("runqueued did not reach Redis and PostgreSQL within 30 s")
+}
+
+// MARK: the reference's poller
+
+struct BaselineResult {
+    var lateness: [Double]
+    /// Runs not expired when the run stopped (their lateness is a lower bound).
+    var censored: Int
+    var expired: Int
+    var firstDeadlineMs: Double
+    var stoppedMs: Double
+}
+
+/// trigger.dev's TTL consumers: one loop per TTL shard, ticking every
+/// `pollMs`, each tick expiring up to `batch` members due by now.
+func referencePoller(redisPort: UInt16, runs: Int, spreadMs: Int64, shards: Int = 4, pollMs: Int64 = 1000, batch: Int = 100,
+                     graceMs: Int64) async throws -> BaselineResult {
+    let loop = try EventLoop(name: "bench-expiry-reference")
+    defer { loop.shutdown() }
+    let redis = try await loop.submit { RedisConnection(loop: loop, config: RedisConfig(host: "127.0.0.1", port: redisPort, commandTimeoutMs: 60_000)) }
+    loop.execute { redis.connect() }
+    try await redis.waitUntilConnected(timeoutMs: 5_000)
+    defer { loop.execute { redis.close() } }
+    // The reference's expire script (§5.5), reduced to its Redis work: read
+    // the due members, ZREM each, DEL its message, write the worker job.
+    let script = RedisScript(source: """
+        local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+        for _, m in ipairs(members) do
+          redis.call('ZREM', KEYS[1], m)
+          local runId = string.match(m, '|([^|]+)|')
+          redis.call('DEL', KEYS[1] .. ':message:' .. runId)
+          redis.call('ZADD', KEYS[2], ARGV[1], runId)
+          redis.call('HSET', KEYS[3], runId, '{"job":"expireTtlRun","item":{"runId":"' .. runId .. '"},"attempt":0}')
+        end
+        return members
+        """)
+    try await redis.loadScript(script)
+    let tag = randomName(6)
+    let start = wallMs() + 2000
+    let deadlines = (0..<runs).map { Int64(start) + 1000 + Int64($0) * spreadMs / Int64(runs) }
+    for shard in 0..<shards {
+        var args = ["ZADD", "ref\(tag):ttl:shard:\(shard)"]
+        for i in stride(from: shard, to: runs, by: shards) {
+            args += [String(deadlines[i]), "{org:o\(tag)}:proj:p:env:e\(i % 16):queue:task/expiring|\(i)|o\(tag)"]
+            if args.count >= 2002 {
+                _ = try await redis.command(args.map { Array($0.utf8) })
+                args = ["ZADD", "ref\(tag):ttl:shard:\(shard)"]
+            }
+        }
+        if args.count > 2 { _ = try await redis.command(args.map { Array($0.utf8) }) }
+    }
+    let stopAt = Double(deadlines.last ?? Int64(start)) + Double(graceMs)
+    // The shards' loops tick independently; one task runs the ticks in time
+    // order (a tick is a few ms of Redis work, far less than the interval).
+    var ticks = (0..<shards).map { _ in start + Double.random(in: 0..<Double(pollMs)) }
+    var late: [Double] = []
+    while let next = ticks.min(), next < stopAt, let shard = ticks.firstIndex(of: next) {
+        let wait = next - wallMs()
+        if wait > 0 { try await Task.sleep(for: .milliseconds(Int64(wait))) }
+        let reply = try await redis.evalScript(script, keys: ["ref\(tag):ttl:shard:\(shard)", "ref\(tag):worker", "ref\(tag):items"].map { Array($0.utf8) },
+                                               args: [String(Int64(wallMs())), String(batch)].map { Array($0.utf8) })
+        let now = wallMs()
+        for member in reply.array ?? [] {
+            if let text = member.string, let i = Int(text.split(separator: "|")[1]) { late.append(now - Double(deadlines[i])) }
+        }
+        ticks[shard] += Double(pollMs)
+    }
+    let stopped = wallMs()
+    var remaining: [Double] = []
+    for shard in 0..<shards {
+        let reply = try await redis.command("ZRANGE", "ref\(tag):ttl:shard:\(shard)", "0", "-1", "WITHSCORES")
+        let items = reply.array ?? []
+        for j in stride(from: 1, to: items.count, by: 2) {
+            if let score = items[j].string.flatMap(Double.init), score <= stopped { remaining.append(stopped - score) }
+        }
+        _ = try await redis.command("DEL", "ref\(tag):ttl:shard:\(shard)")
+    }
+    _ = try await redis.command("DEL", "ref\(tag):worker", "ref\(tag):items")
+    return BaselineResult(lateness: late + remaining, censored: remaining.count, expired: late.count,
+                          firstDeadlineMs: Double(deadlines.first ?? 0), stoppedMs: stopped)
+}
+
+// MARK: main
+
+func line(_ label: String, _ values: [Double], censored: Int = 0) -> String {
+    guard let s = summary(values) else { return "\(label): no samples" }
+    let mark = censored > 0 ? ">=" : ""
+    return String(format: "%@: p50 %@%.1f  p90 %@%.1f  p99 %@%.1f  max %@%.1f ms  (count %d)",
+                  label, mark, s.p50, mark, s.p90, mark, s.p99, mark, s.max, values.count)
+}
+
+func main() async throws {
+    let latenessRuns = intOption("--lateness-runs", 100_000)
+    let spreadMs = Int64(intOption("--spread", 10)) * 1000
+    let drainRuns = intOption("--drain-runs", 200_000)
+    let envCount = intOption("--envs", 64)
+    let lightRuns = intOption("--baseline-light-runs", 3_000)
+    let graceMs = Int64(intOption("--baseline-grace", 10)) * 1000
+    let skipBaseline = CommandLine.arguments.contains("--skip-baseline")
+    guard let admin = ProcessInfo.processInfo.environment["RUNQUEUE_DATABASE_URL"] else {
+        fail("set RUNQUEUE_DATABASE_URL (eval \"$(scripts/services env)\"), or run `make bench-expiry`")
+    }
+    let selfPath = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    let runqueued = option("--runqueued") ?? selfPath.deletingLastPathComponent().appendingPathComponent("runqueued").path
+    guard FileManager.default.isExecutableFile(atPath: runqueued) else { fail("no runqueued at \(runqueued) (build it: swift build -c release)") }
+    var settings: [String: String] = [:]
+    if let batch = option("--ttl-batch-size") { settings["RUN_ENGINE_TTL_SYSTEM_BATCH_SIZE"] = batch }
+
+    let redis = try PrivateRedis()
+    defer { redis.stop() }
+    let database = Database(admin: admin)
+    try database.create()
+    defer { database.drop() }
+    let (server, port) = try await startServer(redis: redis, database: database, runqueued: runqueued, settings: settings)
+    defer { stop(server) }
+    say("TTL expiry through runqueued (\(runqueued)); \(ProcessInfo.processInfo.activeProcessorCount) cores, private redis-server "
+          + "\(redis.version()) on port \(redis.port), fresh database \(database.name)")
+    say("server settings: \(settings.isEmpty ? "defaults" : settings.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")); "
+          + "\(envCount) environments with concurrency limit 0, nobody dequeues")
+
+    let workload = Workload(port: port, envCount: envCount)
+    let client = RunQueueClient(RunQueueClientConfiguration(server: SocketAddress(host: "127.0.0.1", port: port)))
+    for environment in workload.environments {
+        try await client.setConcurrencyLimit(environmentID: environment, .limit(0))
+    }
+
+    // 2. Lateness.
+    let latenessSubscriber = try await Subscriber(port: port, org: workload.org("lat"))
+    var lead = 6000.0
+    let firstDue = Int64(wallMs() + lead)
+    let enqueueStart = wallMs()
+    let latenessIDs = try await workload.enqueue(phase: "lat", dueMs: (0..<latenessRuns).map { firstDue + Int64($0) * spreadMs / Int64(latenessRuns) },
+                                                 client: client)
+    let enqueueMs = wallMs() - enqueueStart
+    let enqueueRate = Double(latenessRuns) / (enqueueMs / 1000)
+    say("")
+    say(String(format: "lateness: %d runs, deadlines spread uniformly over %.0f s (timestamp_ms spread, ttl 1s); enqueued in %.2f s (%.0f runs/s), "
+                 + "%.2f s before the first deadline", latenessRuns, Double(spreadMs) / 1000, enqueueMs / 1000, enqueueRate,
+               (Double(firstDue + 1000) - wallMs()) / 1000))
+    try await latenessSubscriber.wait(for: latenessRuns, until: .now + .seconds(Int64(lead / 1000) + spreadMs / 1000 + 60))
+    await latenessSubscriber.cancel()
+    let latenessSamples = latenessSubscriber.samples.withLock { $0 }
+    let ours = latenessSamples.map { $0.receivedMs - Double($0.expiresAtMs) }
+    say(line("  lateness (received at the subscriber - expires_at)", ours))
+    let latenessCheck = latenessSubscriber.check(expected: Set(latenessIDs))
+    say("  exactly-once: \(latenessCheck.text)")
+    let oursSummary = summary(ours)
+    say("  target p99 <= 50 ms: \((oursSummary?.p99 ?? .infinity) <= 50 ? "met" : "NOT met")")
+
+    // 3. Drain.
+    let drainSubscriber = try await Subscriber(port: port, org: workload.org("drain"))
+    lead = max(3000, 1.5 * Double(drainRuns) / enqueueRate * 1000 + 2000)
+    let due = Int64(wallMs() + lead)
+    let instant = Double(due + 1000)
+    let drainIDs = try await workload.enqueue(phase: "drain", dueMs: Array(repeating: due, count: drainRuns), client: client)
+    say("")
+    say(String(format: "drain: %d runs expiring at the same instant; enqueued %.2f s before it", drainRuns, (instant - wallMs()) / 1000))
+    if wallMs() >= instant { say("  warning: the enqueue ended after the instant; the figures include enqueue time") }
+    let org = workload.org("drain")
+    var pgDoneMs: Double?
+    let pgLimit = ContinuousClock.now + .seconds(Int64(lead / 1000) + 120)
+    while pgDoneMs == nil && ContinuousClock.now < pgLimit {
+        let wait = instant - wallMs()
+        if wait > 0 { try await Task.sleep(for: .milliseconds(Int64(wait))) }
+        if try database.scalar("SELECT count(*) FROM runs WHERE org_id = '\(org)' AND status = 'EXPIRED'") >= drainRuns {
+            pgDoneMs = wallMs() - instant
+        } else {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+    try await drainSubscriber.wait(for: drainRuns, until: .now + .seconds(60))
+    await drainSubscriber.cancel()
+    let drainSamples = drainSubscriber.samples.withLock { $0 }
+    let deliveredMs = (drainSamples.map(\.receivedMs).max() ?? .infinity) - instant
+    let storedEvents = try database.scalar("SELECT count(DISTINCT run_id) FROM expiry_events WHERE org_id = '\(org)'")
+    if let pgDoneMs {
+        say(String(format: "  all %d EXPIRED in PostgreSQL after %.2f s: %.0f runs/s", drainRuns, pgDoneMs / 1000, Double(drainRuns) / (pgDoneMs / 1000)))
+    } else {
+        say("  NOT all EXPIRED in PostgreSQL within the time limit")
+    }
+    say(String(format: "  all events delivered to the subscriber after %.2f s: %.0f runs/s", deliveredMs / 1000, Double(drainSamples.count) / (deliveredMs / 1000)))
+    let drainCheck = drainSubscriber.check(expected: Set(drainIDs))
+    say("  exactly-once: \(drainCheck.text); \(storedEvents) runs with events in the log")
+    let drainRate = pgDoneMs.map { Double(drainRuns) / (max($0, deliveredMs) / 1000) } ?? 0
+    say(String(format: "  target >= 20,000 runs/s (slower of PostgreSQL and delivery, %.0f runs/s): %@", drainRate, drainRate >= 20_000 ? "met" : "NOT met"))
+    await client.close()
+    stop(server)
+
+    // 4. Baseline.
+    if !skipBaseline {
+        say("")
+        say("baseline: the reference's TTL poller (4 shards, one tick per shard every 1000 ms, at most 100 runs per tick) on the same redis-server")
+        let heavy = try await referencePoller(redisPort: redis.port, runs: latenessRuns, spreadMs: spreadMs, graceMs: graceMs)
+        say(line(String(format: "  same %d deadlines, stopped %.0f s after the last", latenessRuns, Double(graceMs) / 1000), heavy.lateness,
+                 censored: heavy.censored))
+        say(String(format: "    expired %d, still waiting %d when stopped; measured drain %.0f runs/s while backlogged", heavy.expired, heavy.censored,
+                   Double(heavy.expired) / ((heavy.stoppedMs - heavy.firstDeadlineMs) / 1000)))
+        let light = try await referencePoller(redisPort: redis.port, runs: lightRuns, spreadMs: spreadMs, graceMs: 3000)
+        say(line(String(format: "  light load, %d deadlines over the same window", lightRuns), light.lateness, censored: light.censored))
+        if let ours = oursSummary, let heavySummary = summary(heavy.lateness), let lightSummary = summary(light.lateness) {
+            say(String(format: "ratio ours / reference lateness, same load: p50 %.4f p99 %.4f (reference values are lower bounds)",
+                       ours.p50 / heavySummary.p50, ours.p99 / heavySummary.p99))
+            say(String(format: "ratio ours (at %d runs) / reference at light load (%d runs): p50 %.3f p99 %.3f",
+                       latenessRuns, lightRuns, ours.p50 / lightSummary.p50, ours.p99 / lightSummary.p99))
+        }
+        say(String(format: "drain: ours %.0f runs/s; reference theoretical 4 shards x 100 runs per 1 s poll = 400 runs/s (ratio %.1f); "
+                     + "with our 16 shards it would be 1,600 runs/s (ratio %.1f)", drainRate, drainRate / 400, drainRate / 1600))
+    }
+    if !latenessCheck.ok || !drainCheck.ok || pgDoneMs == nil || storedEvents != drainRuns { exit(1) }
+}
+
+try await main()
