@@ -5,12 +5,19 @@
 //   PostgreSQL (Rebuilder) before its claims serve again. Claims report a
 //   mismatch they meet later (Redis lost while running) and that shard is
 //   rebuilt the same way.
-// - Reconciler: every `reconcileIntervalMs`, QUEUED rows created in the last
-//   10 minutes that Redis holds in no form are added back (an Enqueue whose
-//   Redis step failed after the row was committed). A row is re-added only if
-//   it is still QUEUED with the same last_seq after Redis was checked, so a
-//   change applied meanwhile is never undone. At most `reconcileBatch` rows
-//   per pass; the pass resumes where the last one stopped.
+// - Reconciler: every `reconcileIntervalMs`, QUEUED rows that Redis holds in
+//   no form are added back (an Enqueue whose Redis step failed after the row
+//   was committed, or whose server died in between). It walks rows by
+//   (created_at, id) from a cursor that only moves forward: the first pass
+//   starts 10 minutes back, each pass reads up to the rows created 5 s ago
+//   (older than any commit still on its way), so every row is looked at once
+//   instead of the whole window every pass (at 20,000 runs/s a 10-minute
+//   window is 12 million rows). A row is re-added only if it is still QUEUED
+//   with the same last_seq after Redis was checked, so a change applied
+//   meanwhile is never undone. At most `reconcilePages` pages of
+//   `reconcileBatch` rows per pass; a cursor more than 10 minutes behind
+//   skips ahead (rows that old are not "recent"). A failed pass leaves the
+//   cursor where it was.
 // - Retention: finished rows older than `retentionMs` are deleted in bounded
 //   batches every minute.
 import Foundation
@@ -27,10 +34,14 @@ final class Maintenance {
     private let rebuilder: Rebuilder
     private let retentionMs: Int64
     private let reconcileBatch = 500
+    private let reconcilePages = 10
     private let reconcileWindowMs: Int64 = 600_000
+    /// Rows younger than this may still be on their way to Redis.
+    private let reconcileGraceMs: Int64 = 5_000
+    private var reconciling = false
     private var epochKnown = false
     private var rebuilding: Set<Int> = []
-    private var reconcileCursor: (createdAt: Int64, id: String) = (0, "")
+    private var reconcileCursor: (createdAt: Int64, id: String)?
     private var timers: [LoopTimer] = []
     /// Called with the shards a rebuild restored (waiting claims may look again).
     var onRebuilt: ((Set<Int>) -> Void)?
@@ -104,21 +115,43 @@ final class Maintenance {
     }
 
     private func reconcile() {
-        guard epochKnown else { return }
-        let since = clock.nowMs() - reconcileWindowMs
-        if reconcileCursor.createdAt < since { reconcileCursor = (since, "") }
-        records.recentQueued(since: since, after: reconcileCursor, limit: reconcileBatch) { [self] result in
-            guard case .success(let rows) = result else { return }
-            if let last = rows.last {
-                reconcileCursor = (last.run.record.createdAtMs, last.run.record.runID)
+        guard epochKnown, !reconciling else { return }
+        let now = clock.nowMs()
+        var cursor = reconcileCursor ?? (now - reconcileWindowMs, "")
+        if cursor.createdAt < now - reconcileWindowMs { cursor = (now - reconcileWindowMs, "") }
+        reconciling = true
+        reconcilePage(from: cursor, before: now - reconcileGraceMs, pagesLeft: reconcilePages)
+    }
+
+    private func reconcilePage(from cursor: (createdAt: Int64, id: String), before: Int64, pagesLeft: Int) {
+        guard cursor.createdAt < before, pagesLeft > 0 else {
+            reconciling = false
+            return
+        }
+        records.recentQueued(after: cursor, before: before, limit: reconcileBatch) { [self] result in
+            guard case .success(let rows) = result else {
+                reconciling = false
+                return
             }
-            if rows.count < reconcileBatch { reconcileCursor = (0, "") }
             rebuilder.readd(rows, now: clock.nowMs()) { [self] result in
-                if case .success(let added) = result, added > 0 {
+                guard case .success(let added) = result else {
+                    reconciling = false
+                    return
+                }
+                if added > 0 {
                     logger.notice("reconciler re-added runs missing from Redis", metadata: ["runs": "\(added)"])
                     let shards = Set(rows.map { store.shards.shard(forEnvironment: $0.run.record.environmentID) })
                     onRebuilt?(shards)
                 }
+                guard rows.count == reconcileBatch, let last = rows.last else {
+                    // Every row created before `before` has been looked at.
+                    reconcileCursor = (before, "")
+                    reconciling = false
+                    return
+                }
+                let next = (last.run.record.createdAtMs, last.run.record.runID)
+                reconcileCursor = next
+                reconcilePage(from: next, before: before, pagesLeft: pagesLeft - 1)
             }
         }
     }

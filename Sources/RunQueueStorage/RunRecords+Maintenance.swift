@@ -24,16 +24,16 @@ extension RunRecords {
         }
     }
 
-    /// QUEUED rows created at or after `since`, oldest first, after the
+    /// QUEUED rows created before `before`, oldest first, after the
     /// (created_at, id) position given (the reconciler's bounded pass).
-    public func recentQueued(since: Int64, after position: (createdAt: Int64, id: String), limit: Int,
+    public func recentQueued(after position: (createdAt: Int64, id: String), before: Int64, limit: Int,
                              _ completion: @escaping (Result<[SequencedRun], QueueStoreError>) -> Void) {
         let sql = """
             SELECT \(Self.columnList) FROM runs
-            WHERE created_at >= $1 AND (created_at, id) > ($2, $3) AND status = 'QUEUED'
+            WHERE created_at >= $1 AND created_at < $3 AND (created_at, id) > ($1, $2) AND status = 'QUEUED'
             ORDER BY created_at, id LIMIT $4
             """
-        reader.query(sql, [.int64(since), .int64(position.createdAt), .text(position.id), .int64(Int64(limit))]) { result in
+        reader.query(sql, [.int64(position.createdAt), .text(position.id), .int64(before), .int64(Int64(limit))]) { result in
             completion(result.map(Self.sequenced).mapError { Self.map($0, doing: "read recent runs") })
         }
     }

@@ -126,23 +126,36 @@ import TestSupport
         let redis = try CrashTests.OwnRedis()
         let database = try CrashTests.ownDatabase()
         defer { database.drop() }
-        let (test, client) = try await QueueEngineTests.started {
+        let configure: (inout ServerConfig) -> Void = {
             $0.reconcileIntervalMs = 200
             $0.redisURL = redis.url
             $0.databaseURL = database.url
         }
+        // A first server creates the schema and stops; then a row is
+        // committed as if a server died between the commit and Redis 10 s ago.
+        let (first, firstClient) = try await QueueEngineTests.started(configure)
+        await firstClient.close()
+        #expect(await first.server.stop() == 0)
         let n = Names()
-        try await insertRow(n, id: "orphan", queue: "q", concurrencyKey: "", databaseURL: database.url)
+        try await insertRow(n, id: "orphan", queue: "q", concurrencyKey: "", databaseURL: database.url, ageMs: 10_000)
+        let (test, client) = try await QueueEngineTests.started(configure)
         let got = try await dequeue(client, n("wq"), wait: 5000)
         #expect(got.map(\.runID) == [n("orphan")])
+        // A row committed now, after passes already walked past older rows:
+        // its turn comes once it is 5 s old (younger ones may still be on
+        // their way to Redis).
+        try await insertRow(n, id: "fresh", queue: "q", concurrencyKey: "", databaseURL: database.url)
+        var fresh: [RunMessage] = []
+        for _ in 0..<4 where fresh.isEmpty { fresh = try await dequeue(client, n("wq"), wait: 3000) }
+        #expect(fresh.map(\.runID) == [n("fresh")])
         await client.close()
         #expect(await test.server.stop() == 0)
     }
 
     /// Inserts a QUEUED row directly, as if the server died between the commit and Redis.
     func insertRow(_ n: Names, id: String, queue: String, concurrencyKey: String,
-                   databaseURL: String = TestServices.databaseURL) async throws {
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+                   databaseURL: String = TestServices.databaseURL, ageMs: Int64 = 0) async throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1000) - ageMs
         let sql = """
             INSERT INTO runs (id, org_id, project_id, environment_id, environment_type, queue, concurrency_key,
                               task_identifier, worker_queue, queue_timestamp, created_at, updated_at)
