@@ -36,21 +36,21 @@ public final class Rebuilder {
                         _ completion: @escaping (Result<Report, QueueStoreError>) -> Void) {
         var report = Report()
         func page(after: String) {
-            records.activeRuns(after: after, limit: pageSize) { [self] result in
+            records.activeRuns(after: after, span: pageSize) { [self] result in
                 switch result {
                 case .failure(let error):
                     completion(.failure(error))
-                case .success(let rows):
+                case .success((let rows, let spanEnd)):
                     report.scanned += rows.count
                     let mine = rows.filter { shards.contains(store.shards.shard(forEnvironment: $0.run.record.environmentID)) }
-                    readd(mine, now: now) { [self] result in
+                    readd(mine, now: now) { result in
                         switch result {
                         case .failure(let error):
                             completion(.failure(error))
                         case .success(let added):
                             report.added += added
                             progress(report)
-                            if rows.count < pageSize { restoreLimits() } else { page(after: rows.last!.run.record.runID) }
+                            if let spanEnd { page(after: spanEnd) } else { restoreLimits() }
                         }
                     }
                 }

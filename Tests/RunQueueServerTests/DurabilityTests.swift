@@ -1,9 +1,12 @@
 import Foundation
+import PostgresDriver
 import RunQueueClient
 import RunQueueCore
 import RunQueueServer
+import RunQueueStorage
 import Testing
 import TestSupport
+import UVLoop
 
 /// The PostgreSQL record and its consistency with Redis, end to end.
 @Suite struct DurabilityTests {
@@ -117,6 +120,50 @@ import TestSupport
         #expect(read.source == .postgres)
         #expect(read.message?.queue == "jobs/special")
         #expect(read.message?.concurrencyKey == "tenant:1")
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    /// The rebuild's paging: spans of the id order, active rows only, every
+    /// active row exactly once however the finished ones fall between them.
+    @Test func activeRunsPagesThroughSpansOfTheIdOrder() async throws {
+        let database = try CrashTests.ownDatabase()
+        defer { database.drop() }
+        let (test, client) = try await QueueEngineTests.started { $0.databaseURL = database.url }
+        let n = Names()
+        _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: (0..<9).map { n.run("r\($0)") })))
+        // Complete every third run: finished rows sit between active ones in id order.
+        let got = try await dequeue(client, n("wq"), wait: 2000)
+        #expect(got.count == 9)
+        for m in got where ["r0", "r3", "r6"].map({ n($0) }).contains(m.runID) {
+            _ = try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt)))
+        }
+        let loop = try EventLoop()
+        let url = database.url
+        let (writer, reader) = try await loop.submit { (try PostgresConnection(loop: loop, url: url), try PostgresConnection(loop: loop, url: url)) }
+        try await writer.connect()
+        try await reader.connect()
+        let records = try await loop.submit { RunRecords(loop: loop, writer: writer, reader: reader) }
+        var seen: [String] = []
+        var after = ""
+        var spans = 0
+        while spans < 20 {
+            let from = after
+            let result: Result<(rows: [RunRecords.SequencedRun], spanEnd: String?), QueueStoreError> = await withCheckedContinuation { c in
+                loop.execute { records.activeRuns(after: from, span: 2) { c.resume(returning: $0) } }
+            }
+            let page = try result.get()
+            seen += page.rows.map(\.run.record.runID)
+            guard let end = page.spanEnd else { break }
+            #expect(page.rows.count <= 2 && end > after)
+            after = end
+            spans += 1
+        }
+        #expect(spans == 5)  // 9 rows in spans of 2
+        #expect(seen == ["r1", "r2", "r4", "r5", "r7", "r8"].map { n($0) }.sorted())
+        await writer.close()
+        await reader.close()
+        _ = loop.shutdown()
         await client.close()
         #expect(await test.server.stop() == 0)
     }
