@@ -77,7 +77,7 @@ final class ServerCore {
         let store = QueueStore(redis: stores.redis, shards: ShardMap(shardCount: config.shardCount), config: config.queue)
         let dequeue = DequeueCoordinator(loop: loop, store: store, clock: clock, logger: logger,
                                          maxFrameBytes: config.maxFrameBytes, housekeepingMs: config.housekeepingIntervalMs)
-        let records = RunRecords(loop: loop, writer: stores.postgres, reader: stores.postgresReader)
+        let records = RunRecords(loop: loop, writer: stores.postgres, reader: stores.postgresReader, applier: stores.postgresApplier)
         if config.benchmarkDiscardRecords {
             records.discardWrites = true
             logger.error("RUNQUEUE_BENCHMARK_DISCARD_RECORDS is set: run records are NOT written to PostgreSQL and runs are NOT durable; for benchmarks only")

@@ -22,6 +22,8 @@ final class Stores {
     let postgres: PostgresConnection
     /// Reads (GetRun, the run data fallback) never wait behind writes.
     let postgresReader: PostgresConnection
+    /// The outbox applier's writes, beside creation inserts on `postgres`.
+    let postgresApplier: PostgresConnection
     /// Dedicated to the expiry log reader: LISTEN runqueue_expiry and its
     /// tail reads (the reader connects it and re-issues LISTEN on reconnect).
     let postgresListener: PostgresConnection
@@ -42,6 +44,7 @@ final class Stores {
         wake = RedisSubscriber(loop: loop, config: redisConfig, channels: [QueueConfig.wakeChannel])
         postgres = try PostgresConnection(loop: loop, url: config.databaseURL)
         postgresReader = try PostgresConnection(loop: loop, url: config.databaseURL)
+        postgresApplier = try PostgresConnection(loop: loop, url: config.databaseURL)
         postgresListener = try PostgresConnection(loop: loop, url: config.databaseURL)
         self.logger = logger
         shardCount = config.shardCount
@@ -85,6 +88,7 @@ final class Stores {
         wake.connect()
         postgres.connect()
         postgresReader.connect()
+        postgresApplier.connect()
     }
 
     private func checkRedisShardCount() {
@@ -138,6 +142,7 @@ final class Stores {
         wake.close()
         postgres.close()
         postgresReader.close()
+        postgresApplier.close()
         postgresListener.close()
     }
 }

@@ -35,12 +35,13 @@ public final class Rebuilder {
                         progress: @escaping (Report) -> Void = { _ in },
                         _ completion: @escaping (Result<Report, QueueStoreError>) -> Void) {
         var report = Report()
-        func page(after: String) {
-            records.activeRuns(after: after, span: pageSize) { [self] result in
+        func page(after: String, within: String?) {
+            records.activeRuns(after: after, within: within, limit: pageSize) { [self] result in
                 switch result {
                 case .failure(let error):
                     completion(.failure(error))
-                case .success((let rows, let spanEnd)):
+                case .success(let active):
+                    let rows = active.rows
                     report.scanned += rows.count
                     let mine = rows.filter { shards.contains(store.shards.shard(forEnvironment: $0.run.record.environmentID)) }
                     readd(mine, now: now) { result in
@@ -50,7 +51,7 @@ public final class Rebuilder {
                         case .success(let added):
                             report.added += added
                             progress(report)
-                            if let spanEnd { page(after: spanEnd) } else { restoreLimits() }
+                            if let next = active.next { page(after: next, within: active.spanEnd) } else { restoreLimits() }
                         }
                     }
                 }
@@ -88,7 +89,7 @@ public final class Rebuilder {
                 }
             }
         }
-        page(after: "")
+        page(after: "", within: nil)
     }
 
     /// Re-adds the runs of these rows that Redis holds in no form and whose

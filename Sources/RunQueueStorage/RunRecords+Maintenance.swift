@@ -12,33 +12,57 @@ extension RunRecords {
     /// A row and the position of the last outbox entry applied to it.
     public typealias SequencedRun = (run: StoredRun, lastSeq: Int64)
 
-    /// One page of the id order: the QUEUED and DEQUEUED rows among the next
-    /// `span` rows after `afterID`, and the last id of the span (nil: no rows
-    /// left). Two statements, so each is a bounded primary-key range scan:
-    /// filtering on status with `ORDER BY id LIMIT` lets the planner pick a
-    /// scan of the whole table per page, and finished rows outnumber active
-    /// ones by far (seen: 300 ms a page with 1.3 million finished rows, which
-    /// made a rebuild take minutes).
-    public func activeRuns(after afterID: String, span: Int,
-                           _ completion: @escaping (Result<(rows: [SequencedRun], spanEnd: String?), QueueStoreError>) -> Void) {
+    /// A page of the rebuild's walk through the table in id order.
+    public struct ActivePage: Sendable {
+        public var rows: [SequencedRun]
+        /// Where the next page starts; nil: no rows left.
+        public var next: String?
+        /// The end of the span the next page is still in (pass it back), or
+        /// nil when the next page starts a new span.
+        public var spanEnd: String?
+    }
+
+    /// The next page of QUEUED and DEQUEUED rows in id order after `afterID`:
+    /// at most `limit` rows, all within a span of the next `span` rows of the
+    /// table (`within`: the span the previous page was in). Each statement is
+    /// a bounded primary-key scan: filtering on status with `ORDER BY id
+    /// LIMIT` alone lets the planner scan the whole table for every page, and
+    /// finished rows outnumber active ones by far (seen: 300 ms a page with
+    /// 1.3 million finished rows, which made a rebuild take minutes).
+    public func activeRuns(after afterID: String, within: String? = nil, limit: Int, span: Int = 100_000,
+                           _ completion: @escaping (Result<ActivePage, QueueStoreError>) -> Void) {
+        let fetch = { [self] (spanEnd: String) in
+            let sql = """
+                SELECT \(Self.columnList) FROM runs
+                WHERE id > $1 AND id <= $2 AND status IN ('QUEUED', 'DEQUEUED')
+                ORDER BY id LIMIT $3
+                """
+            reader.query(sql, [.text(afterID), .text(spanEnd), .int64(Int64(limit))]) { result in
+                completion(result.map { result in
+                    let rows = Self.sequenced(result)
+                    // A full page may end before its span does: the next page goes on inside it.
+                    if rows.count == limit, let last = rows.last?.run.record.runID, last < spanEnd {
+                        return ActivePage(rows: rows, next: last, spanEnd: spanEnd)
+                    }
+                    return ActivePage(rows: rows, next: spanEnd, spanEnd: nil)
+                }.mapError { Self.map($0, doing: "read active runs") })
+            }
+        }
+        if let within {
+            fetch(within)
+            return
+        }
         let end = "SELECT max(id) AS last FROM (SELECT id FROM runs WHERE id > $1 ORDER BY id LIMIT $2) AS span"
-        reader.query(end, [.text(afterID), .int64(Int64(span))]) { [self] result in
+        reader.query(end, [.text(afterID), .int64(Int64(span))]) { result in
             switch result {
             case .failure(let error):
                 completion(.failure(Self.map(error, doing: "read active runs")))
             case .success(let rows):
                 guard rows.count == 1, let last = rows[0]["last"] else {
-                    completion(.success(([], nil)))
+                    completion(.success(ActivePage(rows: [], next: nil, spanEnd: nil)))
                     return
                 }
-                let sql = """
-                    SELECT \(Self.columnList) FROM runs
-                    WHERE id > $1 AND id <= $2 AND status IN ('QUEUED', 'DEQUEUED')
-                    ORDER BY id
-                    """
-                reader.query(sql, [.text(afterID), .text(last)]) { result in
-                    completion(result.map { (Self.sequenced($0), last) }.mapError { Self.map($0, doing: "read active runs") })
-                }
+                fetch(last)
             }
         }
     }

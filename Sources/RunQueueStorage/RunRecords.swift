@@ -22,6 +22,10 @@ import UVLoop
 public final class RunRecords: @unchecked Sendable {
     public let writer: PostgresConnection
     public let reader: PostgresConnection
+    /// Where outbox entries are applied: its own connection (its own
+    /// PostgreSQL backend) in a server, so applies and creation inserts run
+    /// side by side instead of one after another; `writer` when not given.
+    public let applier: PostgresConnection
     private let loop: EventLoop
     public var maxBatch = 500
     public var flushDelayMs: UInt64 = 1
@@ -29,10 +33,11 @@ public final class RunRecords: @unchecked Sendable {
     /// every run as created and `apply` succeeds, neither touching PostgreSQL.
     public var discardWrites = false
 
-    public init(loop: EventLoop, writer: PostgresConnection, reader: PostgresConnection) {
+    public init(loop: EventLoop, writer: PostgresConnection, reader: PostgresConnection, applier: PostgresConnection? = nil) {
         self.loop = loop
         self.writer = writer
         self.reader = reader
+        self.applier = applier ?? writer
     }
 
     // MARK: Creation (group commit)
@@ -300,7 +305,7 @@ public final class RunRecords: @unchecked Sendable {
             ]))
             statements.append(PostgresStatement("SELECT pg_notify($1, '')", [.text(Self.expiryChannel)]))
         }
-        writer.transaction(statements) { result in
+        applier.transaction(statements) { result in
             completion(result.map { _ in () }.mapError { Self.map($0, doing: "apply queue changes") })
         }
     }

@@ -144,23 +144,31 @@ import UVLoop
         try await writer.connect()
         try await reader.connect()
         let records = try await loop.submit { RunRecords(loop: loop, writer: writer, reader: reader) }
-        var seen: [String] = []
-        var after = ""
-        var spans = 0
-        while spans < 20 {
-            let from = after
-            let result: Result<(rows: [RunRecords.SequencedRun], spanEnd: String?), QueueStoreError> = await withCheckedContinuation { c in
-                loop.execute { records.activeRuns(after: from, span: 2) { c.resume(returning: $0) } }
+        // Pages end at a span's end or at a full page, whichever comes first.
+        func walk(limit: Int, span: Int) async throws -> (seen: [String], pages: Int) {
+            var seen: [String] = []
+            var after = ""
+            var within: String?
+            var pages = 0
+            while pages < 20 {
+                let (from, inSpan) = (after, within)
+                let result: Result<RunRecords.ActivePage, QueueStoreError> = await withCheckedContinuation { c in
+                    loop.execute { records.activeRuns(after: from, within: inSpan, limit: limit, span: span) { c.resume(returning: $0) } }
+                }
+                let page = try result.get()
+                seen += page.rows.map(\.run.record.runID)
+                guard let next = page.next else { break }
+                #expect(page.rows.count <= limit && next > after)
+                (after, within) = (next, page.spanEnd)
+                pages += 1
             }
-            let page = try result.get()
-            seen += page.rows.map(\.run.record.runID)
-            guard let end = page.spanEnd else { break }
-            #expect(page.rows.count <= 2 && end > after)
-            after = end
-            spans += 1
+            return (seen, pages)
         }
-        #expect(spans == 5)  // 9 rows in spans of 2
-        #expect(seen == ["r1", "r2", "r4", "r5", "r7", "r8"].map { n($0) }.sorted())
+        let active = ["r1", "r2", "r4", "r5", "r7", "r8"].map { n($0) }.sorted()
+        let bySpan = try await walk(limit: 100, span: 2)
+        #expect(bySpan.seen == active && bySpan.pages == 5)  // 9 rows in spans of 2
+        let byLimit = try await walk(limit: 2, span: 100)
+        #expect(byLimit.seen == active && byLimit.pages == 3)  // 3 full pages, then no rows left
         await writer.close()
         await reader.close()
         _ = loop.shutdown()
