@@ -1,12 +1,15 @@
 // DequeueCoordinator: Dequeue across shards, and its long poll.
 //
-// A claim visits the shards in a rotating order per worker queue (the start
-// moves by one each call) and asks each for a share of what is still wanted:
-// ceil(remaining / shards left in the pass). A shard that gave less than its
-// share is remembered as empty for that worker queue and skipped until
-// something may have changed there; shards that gave their full share are
-// visited again until the request is filled or a full pass finds nothing
-// more ("never fewer when more are available").
+// A claim takes the shards in a rotating order per worker queue (the start
+// moves by one each call) and asks them at once, pipelined, for shares that
+// add up to exactly what is still wanted (remaining / shards, the first ones
+// one more; with fewer wanted than shards, only the first ones are asked).
+// A shard that gave less than its share is remembered as empty for that
+// worker queue and skipped until something may have changed there; the next
+// pass asks the shards not asked yet, then those that gave their full share,
+// until the request is filled or a pass finds nothing more ("never fewer
+// when more are available"). Asking at once instead of one shard after
+// another keeps a Dequeue to about one Redis round trip.
 //
 // Wake-ups instead of polling: a waiting Dequeue is served again when a run
 // may have become claimable for its worker queue: a local enqueue, an
@@ -15,6 +18,12 @@
 // run, a retry, a lease deadline) reached on a timer. A housekeeping pass
 // every second applies lapses on every shard and forgets the empty-shard
 // hints, which bounds how long a lost announcement can delay a run.
+//
+// Start-up gate: Redis is checked against PostgreSQL (and rebuilt where it
+// lost its state) before Dequeue is served (engine.md), so a Dequeue that
+// arrives earlier, whatever its wait_ms, is held until Maintenance reports
+// the check done, at most `startupGateMs`; an answer of "nothing" from a
+// Redis not yet rebuilt would tell a worker there is no work.
 //
 // A claim whose call was cancelled or whose connection closed while the
 // script ran gives its runs back at once (release.lua: no extra attempt), so
@@ -46,6 +55,10 @@ final class DequeueCoordinator {
     private var draining = false
     private var freedShards: Set<Int> = []
     private var freedTimer: LoopTimer?
+    /// Dequeues held until the start-up check of Redis is done; nil once open.
+    private var gated: [(request: DequeueRequest, leaseMs: Int64, context: CallContext)]? = []
+    private var gateTimer: LoopTimer?
+    static let startupGateMs: UInt64 = 5000
     /// Writes the outbox entries claims, lapses and releases append.
     var applier: OutboxApplier?
     /// A claim met a shard whose epoch does not match (its Redis state was lost).
@@ -83,11 +96,29 @@ final class DequeueCoordinator {
         housekeeping.start(afterMs: 0, repeatMs: housekeepingMs) { [unowned self] in housekeep() }
         self.housekeeping = housekeeping
         wakeTimer = LoopTimer(loop: loop)
+        gateTimer = loop.schedule(afterMs: Self.startupGateMs) { [unowned self] in
+            gateTimer = nil
+            if gated != nil { logger.warning("serving Dequeue before the start-up check of Redis finished") }
+            openGate()
+        }
+    }
+
+    /// The start-up check of Redis against PostgreSQL is done: serve what waited for it.
+    func openGate() {
+        gateTimer?.close()
+        gateTimer = nil
+        guard let held = gated else { return }
+        gated = nil
+        for call in held where !call.context.isCancelled { dequeue(call.request, leaseMs: call.leaseMs, call.context) }
     }
 
     // MARK: Dequeue
 
     func dequeue(_ request: DequeueRequest, leaseMs: Int64, _ context: CallContext) {
+        if gated != nil, !draining {
+            gated?.append((request, leaseMs, context))
+            return
+        }
         let waiter = Waiter(context: context, workerQueue: request.workerQueue,
                             count: min(Int(request.maxRuns), maxRunsPerFrame), leaseMs: leaseMs, waitMs: request.waitMs)
         context.onCancel = { [unowned self] in drop(waiter) }
@@ -176,7 +207,6 @@ final class DequeueCoordinator {
         let order = (0..<shardCount).map { (start + $0) % shardCount }.filter { !hinted.contains($0) }
         let leaseDeadline = clock.nowMs() + waiter.leaseMs
         var collected: [RunMessage] = []
-        var full: [Int] = []
 
         func finish(_ result: Result<[RunMessage], QueueStoreError>) {
             if waiter.context.isCancelled, case .success(let runs) = result, !runs.isEmpty {
@@ -187,43 +217,51 @@ final class DequeueCoordinator {
             completion(result)
         }
 
-        func step(_ pass: [Int], _ index: Int) {
+        // One pass asks its shards at once (pipelined on the connection) for
+        // shares that add up to exactly what is still wanted; the next pass
+        // asks the shards not asked yet, then those that gave their full share.
+        func pass(_ shards: [Int]) {
             let remaining = waiter.count - collected.count
-            if remaining == 0 { finish(.success(collected)); return }
-            if index == pass.count {
-                if full.isEmpty { finish(.success(collected)); return }
-                let next = full
-                full = []
-                step(next, 0)
-                return
-            }
-            let shard = pass[index]
-            let share = (remaining + (pass.count - index) - 1) / (pass.count - index)
+            if remaining == 0 || shards.isEmpty { finish(.success(collected)); return }
+            let visit = Array(shards.prefix(remaining))
+            let notAsked = Array(shards.dropFirst(visit.count))
+            let base = remaining / visit.count, extra = remaining % visit.count
+            var full = [Bool](repeating: false, count: visit.count)
+            var left = visit.count
+            var failure: QueueStoreError?
             let now = clock.nowMs()
-            store.claim(shard: shard, workerQueue: workerQueue, count: share, leaseDeadlineMs: leaseDeadline, now: now,
-                        seed: UInt64.random(in: 0...UInt64(UInt32.max))) { [unowned self] result in
-                switch result {
-                case .failure(let error):
-                    if collected.isEmpty { finish(.failure(error)) } else { finish(.success(collected)) }
-                case .success(let claim) where !claim.epochMatched:
-                    // Not served until rebuilt from PostgreSQL; counts as empty.
-                    onEpochMismatch?(shard)
-                    emptyHint[workerQueue, default: []].insert(shard)
-                    step(pass, index + 1)
-                case .success(let claim):
-                    if let wake = claim.nextWakeMs { noteWake(shard: shard, at: wake) }
-                    if !claim.messages.isEmpty { applier?.kick(shard) }
-                    collected.append(contentsOf: claim.messages)
-                    if claim.messages.count < share {
+            for (index, shard) in visit.enumerated() {
+                let share = base + (index < extra ? 1 : 0)
+                store.claim(shard: shard, workerQueue: workerQueue, count: share, leaseDeadlineMs: leaseDeadline, now: now,
+                            seed: UInt64.random(in: 0...UInt64(UInt32.max))) { [unowned self] result in
+                    switch result {
+                    case .failure(let error):
+                        failure = error
+                    case .success(let claim) where !claim.epochMatched:
+                        // Not served until rebuilt from PostgreSQL; counts as empty.
+                        onEpochMismatch?(shard)
                         emptyHint[workerQueue, default: []].insert(shard)
-                    } else {
-                        full.append(shard)
+                    case .success(let claim):
+                        if let wake = claim.nextWakeMs { noteWake(shard: shard, at: wake) }
+                        if !claim.messages.isEmpty { applier?.kick(shard) }
+                        collected.append(contentsOf: claim.messages)
+                        if claim.messages.count < share {
+                            emptyHint[workerQueue, default: []].insert(shard)
+                        } else {
+                            full[index] = true
+                        }
                     }
-                    step(pass, index + 1)
+                    left -= 1
+                    guard left == 0 else { return }
+                    if let failure {
+                        finish(collected.isEmpty ? .failure(failure) : .success(collected))
+                        return
+                    }
+                    pass(notAsked + visit.indices.filter { full[$0] }.map { visit[$0] })
                 }
             }
         }
-        step(order, 0)
+        pass(order)
     }
 
     private func giveBack(_ runs: [RunMessage]) {
@@ -344,6 +382,7 @@ final class DequeueCoordinator {
     /// nothing, and new ones do not wait.
     func drain() {
         draining = true
+        openGate()
         let all = waiters.values.flatMap { $0 }
         waiters.removeAll()
         for waiter in all {

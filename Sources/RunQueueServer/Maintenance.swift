@@ -45,6 +45,9 @@ final class Maintenance {
     private var timers: [LoopTimer] = []
     /// Called with the shards a rebuild restored (waiting claims may look again).
     var onRebuilt: ((Set<Int>) -> Void)?
+    /// Called once the start-up check of every shard's epoch is done (and the
+    /// shards that lacked it rebuilt, or their rebuild failed).
+    var onStartupChecked: (() -> Void)?
 
     init(loop: EventLoop, store: QueueStore, records: RunRecords, clock: ServiceClock, logger: Logger,
          retentionMs: Int64, reconcileIntervalMs: UInt64) {
@@ -85,7 +88,8 @@ final class Maintenance {
             store.epoch(shard: shard) { [self] result in
                 if case .success(let value) = result, value != store.epoch { stale.insert(shard) }
                 left -= 1
-                if left == 0 && !stale.isEmpty { rebuild(stale) }
+                guard left == 0 else { return }
+                if stale.isEmpty { startupChecked() } else { rebuild(stale) }
             }
         }
     }
@@ -94,6 +98,11 @@ final class Maintenance {
     func epochMismatch(shard: Int) {
         guard epochKnown else { return }
         rebuild([shard])
+    }
+
+    private func startupChecked() {
+        onStartupChecked?()
+        onStartupChecked = nil
     }
 
     private func rebuild(_ shards: Set<Int>) {
@@ -111,6 +120,7 @@ final class Maintenance {
             case .failure(let error):
                 logger.error("rebuild failed; retrying on the next claim", metadata: ["error": "\(error)"])
             }
+            startupChecked()
         }
     }
 

@@ -189,6 +189,34 @@ import TestSupport
     /// run acked before the kill is COMPLETED at the attempt acked and never
     /// delivered again; every other run is delivered exactly once afterwards
     /// (a run whose ack got no answer at most once: the ack may have landed).
+    /// Redis is rebuilt before Dequeue is served: a Dequeue with wait 0 sent
+    /// as soon as the server answers gets the run back, not an empty answer.
+    @Test func aDequeueAtStartWaitsForTheRebuild() async throws {
+        let redis = try OwnRedis()
+        let database = try Self.ownDatabase()
+        defer { database.drop() }
+        let configure: (inout ServerConfig) -> Void = {
+            $0.redisURL = redis.url
+            $0.databaseURL = database.url
+        }
+        let n = Names()
+        let (first, firstClient) = try await QueueEngineTests.started(configure)
+        // Enough rows that the rebuild takes a while.
+        for batch in 0..<20 {
+            _ = try await firstClient.call(.enqueueBatch(EnqueueBatchRequest(runs: (0..<1000).map { n.run("r\(batch * 1000 + $0)") })))
+        }
+        await firstClient.close()
+        #expect(await first.server.stop() == 0)
+        // Redis loses everything while no server runs.
+        redis.kill()
+        try redis.start()
+        let (test, client) = try await QueueEngineTests.started(configure)
+        let got = try await dequeue(client, n("wq"))
+        #expect(got.count == 100)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
     /// DEQUEUED is written behind (OutboxApplier holds D entries so an ack
     /// can supersede them): a server killed while it holds them loses none.
     @Test func aHeldDequeuedEntrySurvivesAKillAndAnAckSupersedesIt() async throws {
