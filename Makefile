@@ -79,6 +79,7 @@ bench-compare: setup services build-release
 	swift build -c release --product runqueue-bench-memory
 	swift build -c release --product runqueue-bench-cycle
 	swift build -c release --product runqueue-bench-scale
+	swift build -c release --product runqueue-bench-expiry
 	@$(SERVICE_ENV); python3 bench/compare.py
 
 gen-proto:
