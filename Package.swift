@@ -91,6 +91,11 @@ let package = Package(
             path: "bench/expiry"
         ),
         .target(name: "BenchSupport", dependencies: ["RunQueueClient", "UVLoop"], path: "bench/support"),
+        .executableTarget(
+            name: "runqueue-bench-scale",
+            dependencies: ["BenchSupport", "RunQueueClient", "RunQueueCore", "UVLoop"],
+            path: "bench/scale"
+        ),
 
         .target(name: "TestSupport", dependencies: ["UVLoop"], path: "Tests/TestSupport"),
         .testTarget(name: "UVLoopTests", dependencies: ["UVLoop", "TestSupport"]),

@@ -9,14 +9,17 @@
 // Baseline, measured in the same run on the same server: trigger.dev's key
 // layout (reference/trigger-runqueue.md §2.2, §3) written directly with
 // pipelined commands: per run a queue ZSET entry, an env ZSET entry, a message
-// key holding the V2 JSON, and a TTL ZSET member "queueKey|runId|orgId".
-// Ratios are ours / baseline.
+// key holding the V2 JSON (or the V3 value of the unmerged compact format),
+// and a TTL ZSET member "queueKey|runId|orgId". Ratios are ours / baseline.
 //
 // Between cases: FLUSHALL SYNC, the loading connection closed, and Redis left
 // to settle until used_memory stops moving. The scripts are loaded before the
 // "before" reading, so the script cache is not counted.
 //
-// usage: runqueue-bench-memory [--runs N] [--batch N] [--inflight N] [--redis-server PATH]
+// --json: the report lines go to stderr and one JSON object with every figure
+// (bytes per run by case) to stdout, for make bench-compare.
+//
+// usage: runqueue-bench-memory [--runs N] [--batch N] [--inflight N] [--redis-server PATH] [--json]
 import Foundation
 import RedisDriver
 import RunQueueCore
@@ -63,9 +66,12 @@ func freePort() -> UInt16 {
     return UInt16(bigEndian: addr.sin_port)
 }
 
-/// Prints a line at once (stdout is block-buffered when piped, e.g. `make bench | tee`).
+let jsonOutput = CommandLine.arguments.contains("--json")
+
+/// Prints a line at once (stdout is block-buffered when piped, e.g. `make bench | tee`);
+/// to stderr with --json, where stdout carries only the JSON object.
 func say(_ line: String = "") {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    (jsonOutput ? FileHandle.standardError : FileHandle.standardOutput).write(Data((line + "\n").utf8))
 }
 
 func fail(_ message: String) -> Never {
@@ -277,8 +283,8 @@ func warmUp(port: UInt16) async throws {
 }
 
 /// The reference layout, written directly: queue ZSET + env ZSET + message
-/// key (V2 JSON) + TTL ZSET member "queueKey|runId|orgId" (TTL optional).
-func loadReference(_ fixture: Fixture, withTTL: Bool, port: UInt16) async throws {
+/// key (V2 JSON, or V3 with `compact`) + TTL ZSET member "queueKey|runId|orgId" (TTL optional).
+func loadReference(_ fixture: Fixture, withTTL: Bool, compact: Bool = false, port: UInt16) async throws {
     let loop = try EventLoop(name: "bench-memory-ref")
     defer { loop.shutdown() }
     let redis = try await connect(loop, port: port)
@@ -300,7 +306,8 @@ func loadReference(_ fixture: Fixture, withTTL: Bool, port: UInt16) async throws
             let member = Array(runID.utf8)
             list.append([Array("ZADD".utf8), queueKeyBytes, score, member])
             list.append([Array("ZADD".utf8), envKey, score, member])
-            list.append([Array("SET".utf8), Array("\(org):message:\(runID)".utf8), MessageFormatV2.encode(fixture.storedMessage(i))])
+            let message = compact ? MessageFormatV3.encode(fixture.storedMessage(i)) : MessageFormatV2.encode(fixture.storedMessage(i))
+            list.append([Array("SET".utf8), Array("\(org):message:\(runID)".utf8), message])
             if withTTL {
                 list.append([Array("ZADD".utf8), ttlKey, Array(String(fixture.expiresAtMs).utf8),
                              Array("\(queueKey)|\(runID)|\(fixture.orgID)".utf8)])
@@ -399,6 +406,9 @@ func main() async throws {
     let referenceNoTTL = try await measure("baseline: reference layout, V2 JSON, no TTL") {
         try await loadReference(fixture, withTTL: false, port: port)
     }
+    let referenceV3 = try await measure("baseline: reference layout, V3 value, TTL") {
+        try await loadReference(fixture, withTTL: true, compact: true, port: port)
+    }
     _ = try await control.command("FLUSHALL", "SYNC")
     await close(control)
 
@@ -407,9 +417,16 @@ func main() async throws {
         say(String(format: "runqueue %@ / reference-with-TTL baseline: ratio %.3f (%.0f vs %.0f bytes/run)",
                      format.rawValue, value / reference, value, reference))
     }
-    say(String(format: "(reference without its TTL entry: %.0f bytes/run)", referenceNoTTL))
+    say(String(format: "(reference without its TTL entry: %.0f bytes/run; reference with the V3 value: %.0f bytes/run)", referenceNoTTL, referenceV3))
     let v4 = ours.first { $0.0 == .v4 }!.1
     say(String(format: "target: v4 <= 300 bytes per pending run with a TTL: %@ (%.0f)", v4 <= 300 ? "met" : "NOT met", v4))
+    if jsonOutput {
+        let formats = ours.map { String(format: "\"%@\": %.1f", $0.0.rawValue, $0.1) }.joined(separator: ", ")
+        let object = String(format: "{\"runs\": %d, \"redis_version\": \"%@\", \"allocator\": \"%@\", \"v2_message_bytes\": %d, \"v3_message_bytes\": %d, "
+                                + "\"ours\": {%@}, \"reference_v2_ttl\": %.1f, \"reference_v2_no_ttl\": %.1f, \"reference_v3_ttl\": %.1f}",
+                            runs, String(version), String(allocator), sampleJSON.count, sampleV3.count, formats, reference, referenceNoTTL, referenceV3)
+        FileHandle.standardOutput.write(Data((object + "\n").utf8))
+    }
 }
 
 try await main()
