@@ -90,7 +90,7 @@ let package = Package(
             dependencies: ["BenchSupport", "RunQueueClient", "RunQueueCore", "RedisDriver", "UVLoop"],
             path: "bench/expiry"
         ),
-        .target(name: "BenchSupport", dependencies: ["RunQueueClient", "UVLoop"], path: "bench/support"),
+        .target(name: "BenchSupport", dependencies: ["RunQueueClient", "RunQueueCore", "UVLoop"], path: "bench/support"),
         .executableTarget(
             name: "runqueue-bench-scale",
             dependencies: ["BenchSupport", "RunQueueClient", "RunQueueCore", "UVLoop"],

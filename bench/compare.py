@@ -117,8 +117,7 @@ class Server:
         self.address = f"127.0.0.1:{self.port}"
 
     def wait_ready(self, seconds=60):
-        """Until a call that needs PostgreSQL succeeds: on a fresh database the first
-        migration attempt can fail and is retried on the next connect."""
+        """Until a call that needs PostgreSQL succeeds (migrations run after Ping answers)."""
         from runqueue_client import Client, RunQueueError
         deadline = time.time() + seconds
         while True:
@@ -396,8 +395,6 @@ def main():
     server = None
     try:
         database = Database(admin_url)
-        # Migrate the fresh database first: runqueue-bench-cycle's first calls need it ready.
-        Server(redis.url, database.url).close()
         results["cycle"] = cycle(args, redis.url, database.url)
         server = Server(redis.url, database.url)
         results["expiry"] = expiry(args, server.address)

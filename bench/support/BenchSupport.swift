@@ -4,6 +4,7 @@
 // connecting to a runqueued that is starting up.
 import Foundation
 import RunQueueClient
+import RunQueueCore
 import UVLoop
 
 /// Prints a line at once (stdout is block-buffered when piped, e.g. `make bench | tee`).
@@ -111,13 +112,22 @@ public func selfCPU() -> Double {
         + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
 }
 
+/// A connection to runqueued once it serves: Ping answers before the stores
+/// are up, so this waits until a lookup reaches Redis and PostgreSQL
+/// (NOT_FOUND for a run that does not exist; migrations done).
 public func connectWithRetry(port: UInt16) async throws -> RunQueueConnection {
     for _ in 0..<600 {
         if let connection = try? await RunQueueConnection.connect(to: SocketAddress(host: "127.0.0.1", port: port)) {
-            if (try? await connection.ping()) != nil { return connection }
+            do throws(RunQueueError) {
+                _ = try await connection.call(.getRun(GetRunRequest(runID: "readiness-probe")))
+                return connection
+            } catch {
+                if error.code == .notFound { return connection }
+                await connection.close()
+            }
         }
         try await Task.sleep(for: .milliseconds(50))
     }
-    throw BenchError("runqueued on port \(port) did not answer within 30 s")
+    throw BenchError("runqueued on port \(port) did not reach Redis and PostgreSQL within 30 s")
 }
 
