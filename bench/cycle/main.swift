@@ -147,7 +147,8 @@ struct ConsumerReport: Sendable {
     var ackedFalse = 0
     var emptyDequeues = 0
     var errors: [String] = []
-    var rowSamples: [RowSample] = []
+    /// Row reads after sampled acks, run beside the consumer (not on its path).
+    var rowSampleReads: [Task<RowSample?, Never>] = []
 }
 
 /// When a sampled ack's row shows COMPLETED, read from PostgreSQL right after the answer.
@@ -181,7 +182,7 @@ func main() async throws {
     let producers = intOption("--producers", 2)
     let producerWindow = intOption("--producer-window", 4)
     let consumers = intOption("--consumers", 4)
-    let consumerWindow = intOption("--consumer-window", 2)
+    let consumerWindow = intOption("--consumer-window", 4)
     let maxRuns = intOption("--max-runs", 100)
     let waitMs = intOption("--wait-ms", 1000)
     let envCount = intOption("--envs", 4)
@@ -433,19 +434,18 @@ func cycle(_ settings: Settings, discard: Bool, postgres: PostgresConnection?) a
                         let answers = await connection.pipeline(messages.map {
                             .ack(AckRequest(runID: $0.runID, environmentID: $0.environmentID, attempt: $0.attempt))
                         })
-                        var outcomes: [(Duration, Result<Bool, RunQueueError>, RowSample?)] = []
+                        var outcomes: [(Duration, Result<Bool, RunQueueError>)] = []
                         for (message, answer) in zip(messages, answers) {
                             let outcome = answer.result.map { if case .ack(let ack)? = $0 { ack.acked } else { false } }
-                            var sample: RowSample?
                             if case .success(true) = outcome, let postgres, (Int(message.runID.suffix(16)) ?? 1) % rowSample == 0 {
-                                sample = await RowSample.read(message.runID, answered: acksSent + answer.elapsed, postgres)
+                                let (runID, answered) = (message.runID, acksSent + answer.elapsed)
+                                report.rowSampleReads.append(Task { await RowSample.read(runID, answered: answered, postgres) })
                             }
-                            outcomes.append((answer.elapsed, outcome, sample))
+                            outcomes.append((answer.elapsed, outcome))
                         }
                         var acked = 0
-                        for (latency, outcome, sample) in outcomes {
+                        for (latency, outcome) in outcomes {
                             report.ackLatencies.append(latency)
-                            if let sample { report.rowSamples.append(sample) }
                             switch outcome {
                             case .success(true): acked += 1
                             case .success(false): report.ackedFalse += 1
@@ -546,7 +546,8 @@ func cycle(_ settings: Settings, discard: Bool, postgres: PostgresConnection?) a
     for error in errors.prefix(10) { print("  error: \(error)") }
     for leftover in leftovers { print("  left: \(leftover)") }
     if !ok { say("exactly-once check FAILED in this round") }
-    let samples = consumerReports.flatMap(\.rowSamples)
+    var samples: [RowSample] = []
+    for read in consumerReports.flatMap(\.rowSampleReads) { if let sample = await read.value { samples.append(sample) } }
     return CycleResult(rate: rate, ok: ok, ackP50: ackLatency.p50, answerToRow: samples.map(\.answerToRow),
                        redisToAnswer: samples.map(\.redisToAnswerMs), rowOnFirstRead: samples.filter(\.firstRead).count)
 }
