@@ -2,11 +2,11 @@
 //
 // Every change after creation is appended by its Lua script to the shard's
 // outbox stream; the stream holds the entries PostgreSQL has not applied. A
-// pass reads the entries after this server's cursor (up to `batch`),
-// applies them in one guarded UPDATE (RunRecords.apply), then clears the
-// finishing marks they set and trims what is done (outbox_done.lua). Passes
-// of one shard never overlap on this server; any number of servers may run
-// passes on the same shard (each reads from the start once, so entries of a
+// pass reads, for every shard kicked since the last pass, the entries after
+// this server's cursor (up to `batch` each), applies them all in one guarded
+// transaction (RunRecords.apply), then per shard clears the finishing marks
+// they set and trims what is done (outbox_done.lua). One pass runs at a time
+// on this server; any number of servers may run passes on the same shard (each reads from the start once, so entries of a
 // dead server are picked up by the others), because applying an entry twice
 // changes nothing.
 //
@@ -39,6 +39,11 @@ final class OutboxApplier {
     /// How long a D entry waits for a later entry of its run before it is written.
     static let dequeuedLagMs: UInt64 = 400
     private var shards: [ShardState]
+    /// Shards to read in the next pass.
+    private var dirty = Set<Int>()
+    /// A pass is running (one at a time: they all write on one connection).
+    private var running = false
+    private var retryTimer: LoopTimer?
     private var ticker: LoopTimer?
     private var sweeper: LoopTimer?
     private var closed = false
@@ -56,8 +61,6 @@ final class OutboxApplier {
     }
 
     private final class ShardState {
-        var running = false
-        var again = false
         var failing = false
         var waiters: [Waiter] = []
         /// The last entry read and dealt with (applied, superseded or held).
@@ -81,15 +84,11 @@ final class OutboxApplier {
         self.ticker = ticker
     }
 
-    /// Starts a pass on `shard` now (or right after the one running).
+    /// Reads `shard` in a pass now (or in the one after the pass running).
     func kick(_ shard: Int) {
         guard !closed else { return }
-        let state = shards[shard]
-        if state.running {
-            state.again = true
-            return
-        }
-        pass(shard)
+        dirty.insert(shard)
+        if !running { pass() }
     }
 
     /// Calls `completion(true)` once PostgreSQL has the entry, or
@@ -107,43 +106,78 @@ final class OutboxApplier {
         kick(shard)
     }
 
-    private func pass(_ shard: Int) {
-        let state = shards[shard]
-        state.running = true
-        state.again = false
-        let covered = state.waiters
-        store.readOutbox(shard: shard, after: state.cursor, count: batch) { [unowned self] result in
-            switch result {
+    /// One pass over every shard kicked since the last: their outboxes are
+    /// read together (pipelined), written to PostgreSQL in ONE transaction,
+    /// then acknowledged per shard. One transaction per pass instead of one
+    /// per shard: with several busy shards the applier's connection was the
+    /// limit (hundreds of small transactions a second, one after another).
+    private func pass() {
+        let todo = dirty.sorted()
+        dirty.removeAll()
+        guard !todo.isEmpty, !closed else { return }
+        running = true
+        let covered = todo.map { shards[$0].waiters }
+        var reads = [Result<[OutboxEntry], QueueStoreError>?](repeating: nil, count: todo.count)
+        var left = todo.count
+        for (index, shard) in todo.enumerated() {
+            store.readOutbox(shard: shard, after: shards[shard].cursor, count: batch) { [unowned self] result in
+                reads[index] = result
+                left -= 1
+                if left == 0 { write(todo, reads: reads.compactMap { $0 }, covered: covered) }
+            }
+        }
+    }
+
+    private func write(_ todo: [Int], reads: [Result<[OutboxEntry], QueueStoreError>], covered: [[Waiter]]) {
+        var work: [(index: Int, entries: [OutboxEntry], plan: Plan)] = []
+        for (index, shard) in todo.enumerated() {
+            switch reads[index] {
             case .failure(let error):
-                finish(shard, failed: true, error: "\(error)")
+                failed(shard, error: "\(error)")
             case .success(let entries):
-                let plan = plan(state, read: entries)
-                guard plan.changes else {
-                    resolve(shard, covered, upTo: .max)
-                    finish(shard, failed: false, error: nil)
-                    return
-                }
-                records.apply(plan.write) { [unowned self] applied in
-                    if case .failure(let error) = applied {
-                        finish(shard, failed: true, error: "\(error)")
-                        return
-                    }
-                    store.outboxDone(shard: shard, entries: plan.write, trimBelow: plan.trimBelow) { [unowned self] done in
-                        if case .failure(let error) = done {
-                            // Applied but not acknowledged: read them again (applying twice changes nothing).
-                            finish(shard, failed: true, error: "\(error)")
-                            return
-                        }
-                        state.cursor = plan.cursor
-                        state.held = plan.held
-                        resolve(shard, covered, upTo: entries.count < batch ? .max : entries.last?.sequence ?? 0)
-                        if entries.count == batch { state.again = true }
-                        armHeldTimer(shard)
-                        finish(shard, failed: false, error: nil)
-                    }
+                let plan = plan(shards[shard], read: entries)
+                if plan.changes {
+                    work.append((index, entries, plan))
+                } else {
+                    resolve(shard, covered[index], upTo: .max)
+                    healthy(shard)
                 }
             }
         }
+        guard !work.isEmpty else { passDone(); return }
+        records.apply(work.flatMap(\.plan.write)) { [unowned self] applied in
+            if case .failure(let error) = applied {
+                for item in work { failed(todo[item.index], error: "\(error)") }
+                passDone()
+                return
+            }
+            var left = work.count
+            for item in work {
+                let shard = todo[item.index]
+                store.outboxDone(shard: shard, entries: item.plan.write, trimBelow: item.plan.trimBelow) { [unowned self] done in
+                    if case .failure(let error) = done {
+                        // Applied but not acknowledged: read them again (applying twice changes nothing).
+                        failed(shard, error: "\(error)")
+                    } else {
+                        let state = shards[shard]
+                        state.cursor = item.plan.cursor
+                        state.held = item.plan.held
+                        let full = item.entries.count == batch
+                        resolve(shard, covered[item.index], upTo: full ? item.entries.last?.sequence ?? 0 : .max)
+                        if full { dirty.insert(shard) }
+                        armHeldTimer(shard)
+                        healthy(shard)
+                    }
+                    left -= 1
+                    if left == 0 { passDone() }
+                }
+            }
+        }
+    }
+
+    private func passDone() {
+        running = false
+        if !dirty.isEmpty && !closed { pass() }
     }
 
     private struct Plan {
@@ -234,27 +268,29 @@ final class OutboxApplier {
         }
     }
 
-    private func finish(_ shard: Int, failed: Bool, error: String?) {
+    /// A pass could not drain `shard`: pause its lapses, try again soon while calls wait.
+    private func failed(_ shard: Int, error: String) {
         let state = shards[shard]
-        state.running = false
-        if failed {
-            if !state.failing {
-                logger.warning("outbox cannot drain; pausing lease lapses", metadata: ["shard": "\(shard)", "error": "\(error ?? "")"])
-            }
-            state.failing = true
-            // Renewed on every failing pass; expires by itself if this server dies.
-            store.pauseLapses(shard: shard, on: true, ttlMs: 5000) { _ in }
-            if !state.waiters.isEmpty {
-                loop.schedule(afterMs: 200) { [weak self] in self?.kick(shard) }
-            }
-            return
+        if !state.failing {
+            logger.warning("outbox cannot drain; pausing lease lapses", metadata: ["shard": "\(shard)", "error": "\(error)"])
         }
-        if state.failing {
-            state.failing = false
-            logger.notice("outbox draining again; lease lapses resumed", metadata: ["shard": "\(shard)"])
-            store.pauseLapses(shard: shard, on: false, ttlMs: 0) { _ in }
+        state.failing = true
+        // Renewed on every failing pass; expires by itself if this server dies.
+        store.pauseLapses(shard: shard, on: true, ttlMs: 5000) { _ in }
+        guard !state.waiters.isEmpty, retryTimer == nil, !closed else { return }
+        retryTimer = loop.schedule(afterMs: 200) { [weak self] in
+            guard let self else { return }
+            retryTimer = nil
+            for (index, state) in shards.enumerated() where state.failing { kick(index) }
         }
-        if state.again && !closed { pass(shard) }
+    }
+
+    private func healthy(_ shard: Int) {
+        let state = shards[shard]
+        guard state.failing else { return }
+        state.failing = false
+        logger.notice("outbox draining again; lease lapses resumed", metadata: ["shard": "\(shard)"])
+        store.pauseLapses(shard: shard, on: false, ttlMs: 0) { _ in }
     }
 
     func close() {
@@ -263,6 +299,8 @@ final class OutboxApplier {
         ticker = nil
         sweeper?.close()
         sweeper = nil
+        retryTimer?.close()
+        retryTimer = nil
         for state in shards {
             state.heldTimer?.close()
             state.heldTimer = nil

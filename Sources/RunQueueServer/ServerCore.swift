@@ -82,7 +82,8 @@ final class ServerCore {
             records.discardWrites = true
             logger.error("RUNQUEUE_BENCHMARK_DISCARD_RECORDS is set: run records are NOT written to PostgreSQL and runs are NOT durable; for benchmarks only")
         }
-        let applier = OutboxApplier(loop: loop, store: store, records: records, logger: logger)
+        let applierStore = QueueStore(redis: stores.redisApplier, shards: store.shards, config: config.queue)
+        let applier = OutboxApplier(loop: loop, store: applierStore, records: records, logger: logger)
         dequeue.applier = applier
         let maintenance = Maintenance(loop: loop, store: store, records: records, clock: clock, logger: logger,
                                       retentionMs: config.runRetentionMs, reconcileIntervalMs: config.reconcileIntervalMs)

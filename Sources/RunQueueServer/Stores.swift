@@ -18,6 +18,9 @@ import UVLoop
 
 final class Stores {
     let redis: RedisConnection
+    /// The outbox applier's reads and acknowledgements: on a connection of
+    /// their own they do not queue behind the claims, acks and enqueues.
+    let redisApplier: RedisConnection
     let wake: RedisSubscriber
     let postgres: PostgresConnection
     /// Reads (GetRun, the run data fallback) never wait behind writes.
@@ -41,6 +44,7 @@ final class Stores {
     init(loop: EventLoop, config: ServerConfig, logger: Logger, onFatal: @escaping (String) -> Void) throws {
         let redisConfig = try RedisConfig(url: config.redisURL)
         redis = RedisConnection(loop: loop, config: redisConfig)
+        redisApplier = RedisConnection(loop: loop, config: redisConfig)
         wake = RedisSubscriber(loop: loop, config: redisConfig, channels: [QueueConfig.wakeChannel])
         postgres = try PostgresConnection(loop: loop, url: config.databaseURL)
         postgresReader = try PostgresConnection(loop: loop, url: config.databaseURL)
@@ -85,6 +89,7 @@ final class Stores {
             }
         }
         redis.connect()
+        redisApplier.connect()
         wake.connect()
         postgres.connect()
         postgresReader.connect()
@@ -139,6 +144,7 @@ final class Stores {
 
     func close() {
         redis.close()
+        redisApplier.close()
         wake.close()
         postgres.close()
         postgresReader.close()
