@@ -349,8 +349,9 @@ def write_results(path, facts, args, started, results):
         f.write(f"- Redis {facts['redis']}, PostgreSQL {facts['postgres']}, RabbitMQ {facts['rabbitmq']} (Erlang {facts['erlang']}), "
                 f"bullmq {facts['bullmq']} and pika {facts['pika']} on Python {facts['python']}\n")
         f.write(f"- {facts['swift']}; runqueue commit {facts['commit']}, release build\n")
-        f.write("- Shared machine: other sessions' builds and tests ran on the same 2 cores while this was measured, so "
-                "throughput moves between runs; the ratios within one run are the figures to read.\n\n")
+        f.write("- Throughput moves between runs on these 2 cores (by about 10% with nothing else running, by 2x when other "
+                "work shares them: the cycle line says how much CPU other processes used); the ratios within one run are "
+                "the figures to read.\n\n")
         f.write("## Set-up\n\n")
         f.write(f"- Ours: runqueued against a private redis-server (no persistence) and a fresh PostgreSQL database (created and dropped "
                 f"by the script; the local server runs with fsync off). BullMQ: a private redis-server per run. RabbitMQ: a private node "
