@@ -5,6 +5,9 @@
 /// calls its completion exactly once (`finish` drops the closure).
 final class PendingRequest {
     enum Body {
+        /// Statements in one sync segment. Also the shape of a statement's
+        /// prepare, which the connection sends by itself (one result, then
+        /// the sync) ahead of the request that first uses the statement.
         case pipelined([EncodedStatement])
         case simple(String)
     }

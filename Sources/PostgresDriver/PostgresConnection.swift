@@ -517,7 +517,30 @@ public final class PostgresConnection: @unchecked Sendable {
             }
             switch request.body {
             case .pipelined(let statements):
-                for statement in statements where !session.send(statement) {
+                // Statements new to this session are prepared first, each in
+                // a segment of its own, then executed by name.
+                var names: [String?] = []
+                for statement in statements {
+                    if let name = session.preparedName(for: statement) {
+                        names.append(name)
+                    } else if let (key, name) = session.reservePreparedName(for: statement) {
+                        guard session.sendPrepare(name: name, sql: statement.sql, types: statement.types), session.sync() else {
+                            lost(session, PostgresError(.disconnected, session.errorMessage))
+                            return
+                        }
+                        session.inflight.append(PendingRequest(body: .pipelined([statement]), deadline: nil, pinnedSession: nil) {
+                            [weak session, weak request] result in
+                            guard case .failure(let error) = result else { return }
+                            session?.forgetPrepared(key)
+                            // The request then fails on the missing name; its caller gets why.
+                            if request?.error == nil { request?.error = error }
+                        })
+                        names.append(name)
+                    } else {
+                        names.append(nil)
+                    }
+                }
+                for (statement, name) in zip(statements, names) where !session.send(statement, prepared: name) {
                     lost(session, PostgresError(.disconnected, session.errorMessage))
                     return
                 }

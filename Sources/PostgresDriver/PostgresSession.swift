@@ -37,6 +37,20 @@ final class PostgresSession {
     /// Reentrancy guard of `PostgresConnection.pump`.
     var pumping = false
     var repump = false
+    /// Statements prepared on this session: SQL and parameter types -> name.
+    /// A statement is prepared the first time it is sent (in a sync segment
+    /// of its own, so nothing else can abort it) and executed by name after:
+    /// no parse, analysis or planning per execution. Names are never reused.
+    private var preparedNames: [PreparedKey: String] = [:]
+    private var preparedCount = 0
+    /// Beyond this many statements a session sends the rest unprepared
+    /// (a bound on what one connection keeps on the server).
+    static let preparedLimit = 256
+
+    struct PreparedKey: Hashable {
+        let sql: String
+        let types: [UInt32]
+    }
 
     private init(conn: OpaquePointer, generation: UInt64) {
         self.conn = conn
@@ -119,9 +133,35 @@ final class PostgresSession {
     func enterPipelineMode() -> Bool { PQenterPipelineMode(conn) == 1 }
     func exitPipelineMode() -> Bool { PQexitPipelineMode(conn) == 1 }
 
-    /// Queues one statement (extended protocol: Parse/Bind/Describe/Execute).
+    /// The name `statement` is prepared under on this session, if it is.
+    func preparedName(for statement: EncodedStatement) -> String? {
+        preparedNames[PreparedKey(sql: statement.sql, types: statement.types)]
+    }
+
+    /// Names `statement` for preparing, or nil when the session prepares no more.
+    func reservePreparedName(for statement: EncodedStatement) -> (PreparedKey, String)? {
+        guard preparedCount < Self.preparedLimit else { return nil }
+        preparedCount += 1
+        let key = PreparedKey(sql: statement.sql, types: statement.types)
+        let name = "rq_\(preparedCount)"
+        preparedNames[key] = name
+        return (key, name)
+    }
+
+    /// The prepare failed: send the statement unprepared (or prepare it anew) next time.
+    func forgetPrepared(_ key: PreparedKey) {
+        preparedNames[key] = nil
+    }
+
+    /// Queues a Parse of `sql` under `name` (PQsendPrepare).
+    func sendPrepare(name: String, sql: String, types: [UInt32]) -> Bool {
+        PQsendPrepare(conn, name, sql, Int32(types.count), types) == 1
+    }
+
+    /// Queues one statement (extended protocol: Parse/Bind/Describe/Execute,
+    /// or Bind/Describe/Execute of a statement prepared under `prepared`).
     /// False when libpq refuses it (connection broken or out of memory).
-    func send(_ statement: EncodedStatement) -> Bool {
+    func send(_ statement: EncodedStatement, prepared: String? = nil) -> Bool {
         statement.buffer.withUnsafeBufferPointer { buffer -> Bool in
             let base = UnsafeRawPointer(buffer.baseAddress!)
             let values: [UnsafePointer<CChar>?] = statement.offsets.map { offset in
@@ -129,6 +169,10 @@ final class PostgresSession {
             }
             // libpq copies everything into its output buffer before returning.
             // Returns 1 when queued, 0 on failure.
+            if let prepared {
+                return PQsendQueryPrepared(conn, prepared, Int32(statement.types.count), values, statement.lengths,
+                                           statement.formats, 0) == 1
+            }
             return PQsendQueryParams(conn, statement.sql, Int32(statement.types.count), statement.types,
                                      values, statement.lengths, statement.formats, 0) == 1
         }

@@ -36,6 +36,36 @@ import UVLoop
         #expect(loop.shutdown() == 0)
     }
 
+    @Test func preparesAStatementOnceAndExecutesItByName() async throws {
+        let loop = try EventLoop()
+        let connection = try await connected(loop)
+        for i in 0..<5 {
+            let rows = try await connection.query("SELECT $1::int * 2 AS n", [.int(i)])
+            #expect(rows[0].int("n") == i * 2)
+        }
+        // One prepared statement on the server for the five executions.
+        let prepared = try await connection.query("SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = 'SELECT $1::int * 2 AS n'")
+        #expect(prepared[0].int("n") == 1)
+        // A statement new to the session inside a transaction that aborts
+        // (the first statement fails) is still prepared: it is prepared in a
+        // segment of its own, so the next use works.
+        await #expect(throws: PostgresError.self) {
+            _ = try await connection.transaction([PostgresStatement("SELECT 1/0"), PostgresStatement("SELECT $1::int + 7 AS n", [.int(1)])])
+        }
+        #expect(try await connection.query("SELECT $1::int + 7 AS n", [.int(1)])[0].int("n") == 8)
+        // A statement that cannot be prepared fails with its own error, every time.
+        for _ in 0..<2 {
+            do {
+                _ = try await connection.query("SELEC $1::int", [.int(1)])
+                Issue.record("bad SQL succeeded")
+            } catch {
+                #expect((error as? PostgresError)?.message.contains("syntax error") == true, "\(error)")
+            }
+        }
+        await connection.close()
+        #expect(loop.shutdown() == 0)
+    }
+
     @Test func sendsRequestsQueuedWhileConnecting() async throws {
         let loop = try EventLoop()
         let connection = PostgresConnection(loop: loop, config: try testConfig())
