@@ -16,6 +16,13 @@
 //     sync, so they commit together or not at all (an error aborts the rest of
 //     the segment: libpq answers PGRES_PIPELINE_ABORTED for them and the
 //     request fails with the first error).
+//   - A statement new to the session (its SQL and parameter types) is
+//     prepared first, in a sync segment of its own (PQsendPrepare + sync,
+//     tracked as a request of one statement whose completion only forgets
+//     the name on failure), then executed by name (PQsendQueryPrepared): no
+//     parse or plan per execution. Its own segment means an abort in the
+//     request that uses it cannot undo the prepare. At most
+//     `PostgresSession.preparedLimit` per session; names are never reused.
 //   - Results arrive as `result..., NULL` per statement, then
 //     PGRES_PIPELINE_SYNC per request. The reader only calls PQgetResult while
 //     it still expects something (in pipeline mode an idle connection answers
