@@ -19,11 +19,13 @@
 // every second applies lapses on every shard and forgets the empty-shard
 // hints, which bounds how long a lost announcement can delay a run.
 //
-// Start-up gate: Redis is checked against PostgreSQL (and rebuilt where it
-// lost its state) before Dequeue is served (engine.md), so a Dequeue that
-// arrives earlier, whatever its wait_ms, is held until Maintenance reports
-// the check done, at most `startupGateMs`; an answer of "nothing" from a
-// Redis not yet rebuilt would tell a worker there is no work.
+// Gate: Redis is checked against PostgreSQL (and rebuilt where it lost its
+// state) before Dequeue is served (engine.md). Until the start-up check is
+// done, and while a rebuild runs (Redis found lost later), a Dequeue,
+// whatever its wait_ms, is held, at most `gateMs` from the gate closing: an
+// answer of "nothing" from a Redis not yet rebuilt would tell a worker there
+// is no work. A Dequeue whose claim met the lost Redis (and so started the
+// rebuild) is held the same way instead of answering empty.
 //
 // A claim whose call was cancelled or whose connection closed while the
 // script ran gives its runs back at once (release.lua: no extra attempt), so
@@ -55,10 +57,13 @@ final class DequeueCoordinator {
     private var draining = false
     private var freedShards: Set<Int> = []
     private var freedTimer: LoopTimer?
-    /// Dequeues held until the start-up check of Redis is done; nil once open.
-    private var gated: [(request: DequeueRequest, leaseMs: Int64, context: CallContext)]? = []
+    /// Dequeues held until Redis is checked (and rebuilt); nil while the gate is open.
+    /// `held`: the call was already sent back to the gate once by a claim
+    /// that met a lost Redis (it is not held a second time: a rebuild that
+    /// keeps failing must not keep a call forever).
+    private var gated: [(request: DequeueRequest, leaseMs: Int64, context: CallContext, held: Bool)]? = []
     private var gateTimer: LoopTimer?
-    static let startupGateMs: UInt64 = 5000
+    static let gateMs: UInt64 = 5000
     /// Writes the outbox entries claims, lapses and releases append.
     var applier: OutboxApplier?
     /// A claim met a shard whose epoch does not match (its Redis state was lost).
@@ -96,27 +101,40 @@ final class DequeueCoordinator {
         housekeeping.start(afterMs: 0, repeatMs: housekeepingMs) { [unowned self] in housekeep() }
         self.housekeeping = housekeeping
         wakeTimer = LoopTimer(loop: loop)
-        gateTimer = loop.schedule(afterMs: Self.startupGateMs) { [unowned self] in
+        armGateTimer()
+    }
+
+    /// A rebuild of Redis from PostgreSQL started: hold Dequeues until it is done.
+    func closeGate() {
+        guard gated == nil, !draining else { return }
+        gated = []
+        armGateTimer()
+    }
+
+    private func armGateTimer() {
+        gateTimer = loop.schedule(afterMs: Self.gateMs) { [unowned self] in
             gateTimer = nil
-            if gated != nil { logger.warning("serving Dequeue before the start-up check of Redis finished") }
+            if gated != nil { logger.warning("serving Dequeue before the check or rebuild of Redis finished") }
             openGate()
         }
     }
 
-    /// The start-up check of Redis against PostgreSQL is done: serve what waited for it.
+    /// Redis is checked (and rebuilt where needed): serve what waited for it.
     func openGate() {
         gateTimer?.close()
         gateTimer = nil
-        guard let held = gated else { return }
+        guard let waiting = gated else { return }
         gated = nil
-        for call in held where !call.context.isCancelled { dequeue(call.request, leaseMs: call.leaseMs, call.context) }
+        for call in waiting where !call.context.isCancelled {
+            dequeue(call.request, leaseMs: call.leaseMs, call.context, held: call.held)
+        }
     }
 
     // MARK: Dequeue
 
-    func dequeue(_ request: DequeueRequest, leaseMs: Int64, _ context: CallContext) {
+    func dequeue(_ request: DequeueRequest, leaseMs: Int64, _ context: CallContext, held: Bool = false) {
         if gated != nil, !draining {
-            gated?.append((request, leaseMs, context))
+            gated?.append((request, leaseMs, context, held))
             return
         }
         let waiter = Waiter(context: context, workerQueue: request.workerQueue,
@@ -126,6 +144,10 @@ final class DequeueCoordinator {
             switch result {
             case .failure(let error):
                 context.fail(error.code, error.message)
+            case .success(let runs) where runs.isEmpty && gated != nil && !held && !context.isCancelled:
+                // Its claim met a Redis being rebuilt: served once the rebuild is done.
+                context.onCancel = nil
+                gated?.append((request, leaseMs, context, true))
             case .success(let runs) where !runs.isEmpty || request.waitMs == 0:
                 context.reply(.dequeue(DequeueResponse(messages: runs)))
             case .success:

@@ -45,9 +45,12 @@ final class Maintenance {
     private var timers: [LoopTimer] = []
     /// Called with the shards a rebuild restored (waiting claims may look again).
     var onRebuilt: ((Set<Int>) -> Void)?
+    /// Called when a rebuild starts (claims should wait for it).
+    var onRebuildStarted: (() -> Void)?
     /// Called once the start-up check of every shard's epoch is done (and the
-    /// shards that lacked it rebuilt, or their rebuild failed).
-    var onStartupChecked: (() -> Void)?
+    /// shards that lacked it rebuilt, or their rebuild failed), and again
+    /// whenever no rebuild is running any more.
+    var onRedisChecked: (() -> Void)?
 
     init(loop: EventLoop, store: QueueStore, records: RunRecords, clock: ServiceClock, logger: Logger,
          retentionMs: Int64, reconcileIntervalMs: UInt64) {
@@ -89,7 +92,7 @@ final class Maintenance {
                 if case .success(let value) = result, value != store.epoch { stale.insert(shard) }
                 left -= 1
                 guard left == 0 else { return }
-                if stale.isEmpty { startupChecked() } else { rebuild(stale) }
+                if stale.isEmpty { onRedisChecked?() } else { rebuild(stale) }
             }
         }
     }
@@ -100,15 +103,11 @@ final class Maintenance {
         rebuild([shard])
     }
 
-    private func startupChecked() {
-        onStartupChecked?()
-        onStartupChecked = nil
-    }
-
     private func rebuild(_ shards: Set<Int>) {
         let todo = shards.subtracting(rebuilding)
         guard !todo.isEmpty else { return }
         rebuilding.formUnion(todo)
+        onRebuildStarted?()
         logger.notice("rebuilding Redis shards from PostgreSQL", metadata: ["shards": "\(todo.sorted())"])
         rebuilder.rebuild(shards: todo, epoch: store.epoch, now: clock.nowMs()) { [self] result in
             rebuilding.subtract(todo)
@@ -120,7 +119,7 @@ final class Maintenance {
             case .failure(let error):
                 logger.error("rebuild failed; retrying on the next claim", metadata: ["error": "\(error)"])
             }
-            startupChecked()
+            if rebuilding.isEmpty { onRedisChecked?() }
         }
     }
 

@@ -88,7 +88,8 @@ final class ServerCore {
         let maintenance = Maintenance(loop: loop, store: store, records: records, clock: clock, logger: logger,
                                       retentionMs: config.runRetentionMs, reconcileIntervalMs: config.reconcileIntervalMs)
         maintenance.onRebuilt = { shards in dequeue.shardsRebuilt(shards) }
-        maintenance.onStartupChecked = { dequeue.openGate() }
+        maintenance.onRebuildStarted = { dequeue.closeGate() }
+        maintenance.onRedisChecked = { dequeue.openGate() }
         dequeue.onEpochMismatch = { shard in maintenance.epochMismatch(shard: shard) }
         stores.onPostgresReady = { maintenance.postgresReady() }
         self.maintenance = maintenance

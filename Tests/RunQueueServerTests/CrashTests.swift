@@ -217,6 +217,38 @@ import TestSupport
         #expect(await test.server.stop() == 0)
     }
 
+    /// Redis lost while the server runs: the Dequeue whose claim finds it
+    /// out waits for the rebuild instead of telling the worker there is nothing.
+    @Test func aDequeueThatFindsRedisLostWaitsForTheRebuild() async throws {
+        let redis = try OwnRedis()
+        let database = try Self.ownDatabase()
+        defer { database.drop() }
+        let (test, client) = try await QueueEngineTests.started {
+            $0.redisURL = redis.url
+            $0.databaseURL = database.url
+        }
+        let n = Names()
+        for batch in 0..<20 {
+            _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: (0..<1000).map { n.run("r\(batch * 1000 + $0)") })))
+        }
+        redis.kill()
+        try redis.start()
+        // The server reconnects; then one Dequeue with wait 0.
+        var got: [RunMessage] = []
+        var answered = false
+        for _ in 0..<100 where !answered {
+            do {
+                got = try await dequeue(client, n("wq"))
+                answered = true
+            } catch {
+                try await Task.sleep(for: .milliseconds(50))  // Redis not reconnected yet: UNAVAILABLE
+            }
+        }
+        #expect(got.count == 100)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
     /// DEQUEUED is written behind (OutboxApplier holds D entries so an ack
     /// can supersede them): a server killed while it holds them loses none.
     @Test func aHeldDequeuedEntrySurvivesAKillAndAnAckSupersedesIt() async throws {
