@@ -72,12 +72,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "runqueue-bench-ping",
-            dependencies: ["RunQueueClient", "RunQueueEncoding", "UVLoop"],
+            dependencies: ["BenchSupport", "RunQueueClient", "RunQueueEncoding", "UVLoop"],
             path: "bench/ping"
         ),
         .executableTarget(
             name: "runqueue-bench-memory",
-            dependencies: ["RunQueueStorage", "RedisDriver", "RunQueueCore", "RunQueueEncoding", "UVLoop"],
+            dependencies: ["BenchSupport", "RunQueueStorage", "RedisDriver", "RunQueueCore", "RunQueueEncoding", "UVLoop"],
             path: "bench/memory"
         ),
         .executableTarget(

@@ -51,17 +51,6 @@ import UVLoop
 
 // MARK: helpers
 
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("runqueue-bench-cycle: \(message)\n".utf8))
-    exit(1)
-}
-
-func intOption(_ name: String, _ fallback: Int) -> Int {
-    guard let text = option(name) else { return fallback }
-    guard let value = Int(text), value > 0 else { fail("\(name) must be a positive integer, got \"\(text)\"") }
-    return value
-}
-
 /// Milliseconds, p50 and p99 of a list of durations.
 func percentiles(_ samples: [Duration]) -> (count: Int, p50: Double, p99: Double) {
     guard !samples.isEmpty else { return (0, 0, 0) }

@@ -42,17 +42,6 @@ import RunQueueCore
 import Synchronization
 import UVLoop
 
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("runqueue-bench-expiry: \(message)\n".utf8))
-    exit(1)
-}
-
-func intOption(_ name: String, _ fallback: Int) -> Int {
-    guard let text = option(name) else { return fallback }
-    guard let value = Int(text), value > 0 else { fail("\(name) must be a positive integer, got \"\(text)\"") }
-    return value
-}
-
 /// Wall-clock milliseconds, with microseconds.
 func wallMs() -> Double { Date().timeIntervalSince1970 * 1000 }
 

@@ -20,6 +20,7 @@
 // (bytes per run by case) to stdout, for make bench-compare.
 //
 // usage: runqueue-bench-memory [--runs N] [--batch N] [--inflight N] [--redis-server PATH] [--json]
+import BenchSupport
 import Foundation
 import RedisDriver
 import RunQueueCore
@@ -27,62 +28,13 @@ import RunQueueEncoding
 import RunQueueStorage
 import UVLoop
 
-// MARK: process helpers
-
-/// Starts `process` with an empty signal mask. Foundation's Process spawns the
-/// child from the calling thread and the child inherits that thread's mask;
-/// Swift concurrency runs us on libdispatch worker threads, which block
-/// SIGTERM and most other signals, so a child started plainly ignores
-/// `terminate()` (redis-server and runqueued then never exit). The mask is
-/// cleared only around the spawn and restored at once.
-func spawn(_ process: Process) throws {
-    var empty = sigset_t()
-    var saved = sigset_t()
-    sigemptyset(&empty)
-    pthread_sigmask(SIG_SETMASK, &empty, &saved)
-    defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
-    try process.run()
-}
-
-/// SIGTERM, then SIGKILL if the process is still there after `graceSeconds`.
-func stop(_ process: Process, graceSeconds: Double = 10) {
-    guard process.isRunning else { return }
-    process.terminate()
-    let deadline = Date().addingTimeInterval(graceSeconds)
-    while process.isRunning && Date() < deadline { usleep(20_000) }
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    process.waitUntilExit()
-}
-
-func freePort() -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return UInt16(bigEndian: addr.sin_port)
-}
-
 let jsonOutput = CommandLine.arguments.contains("--json")
 
-/// Prints a line at once (stdout is block-buffered when piped, e.g. `make bench | tee`);
-/// to stderr with --json, where stdout carries only the JSON object.
-func say(_ line: String = "") {
+/// Prints a report line at once (stdout is block-buffered when piped, e.g.
+/// `make bench | tee`); to stderr with --json, where stdout carries only the
+/// JSON object.
+func report(_ line: String = "") {
     (jsonOutput ? FileHandle.standardError : FileHandle.standardOutput).write(Data((line + "\n").utf8))
-}
-
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("runqueue-bench-memory: \(message)\n".utf8))
-    exit(1)
-}
-
-func option(_ name: String) -> String? {
-    let args = CommandLine.arguments
-    guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
-    return args[i + 1]
 }
 
 // MARK: ids
@@ -154,11 +106,6 @@ func pump(on loop: EventLoop, count: Int, window: Int,
         loop.execute { p.run { continuation.resume(returning: $0) } }
     }
     if let error { throw BenchError(error) }
-}
-
-struct BenchError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 func connect(_ loop: EventLoop, port: UInt16) async throws -> RedisConnection {
@@ -372,9 +319,9 @@ func main() async throws {
     let fixture = Fixture(runs: runs)
     let sampleJSON = MessageFormatV2.encode(fixture.storedMessage(0))
     let sampleV3 = MessageFormatV3.encode(fixture.storedMessage(0))
-    say("Redis memory per pending run: \(runs) runs in one queue, TTL set, 29-byte run ids (\(fixture.runIDs[0]))")
-    say("private redis-server \(version) (\(allocator)) on port \(port); enqueue batches of \(batch), \(inflight) in flight")
-    say("V2 message \(sampleJSON.count) bytes, V3 message \(sampleV3.count) bytes")
+    report("Redis memory per pending run: \(runs) runs in one queue, TTL set, 29-byte run ids (\(fixture.runIDs[0]))")
+    report("private redis-server \(version) (\(allocator)) on port \(port); enqueue batches of \(batch), \(inflight) in flight")
+    report("V2 message \(sampleJSON.count) bytes, V3 message \(sampleV3.count) bytes")
 
     try await warmUp(port: port)
 
@@ -388,7 +335,7 @@ func main() async throws {
         let keys = try await control.command("DBSIZE").int ?? -1
         let perRun = Double(after - before) / Double(runs)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        say(String(format: "%@ %7.1f bytes/run  (used_memory %d -> %d, %d keys, loaded in %.2f s)",
+        report(String(format: "%@ %7.1f bytes/run  (used_memory %d -> %d, %d keys, loaded in %.2f s)",
                      label.padding(toLength: 44, withPad: " ", startingAt: 0), perRun, before, after, keys, seconds))
         return perRun
     }
@@ -412,14 +359,14 @@ func main() async throws {
     _ = try await control.command("FLUSHALL", "SYNC")
     await close(control)
 
-    say("")
+    report("")
     for (format, value) in ours {
-        say(String(format: "runqueue %@ / reference-with-TTL baseline: ratio %.3f (%.0f vs %.0f bytes/run)",
+        report(String(format: "runqueue %@ / reference-with-TTL baseline: ratio %.3f (%.0f vs %.0f bytes/run)",
                      format.rawValue, value / reference, value, reference))
     }
-    say(String(format: "(reference without its TTL entry: %.0f bytes/run; reference with the V3 value: %.0f bytes/run)", referenceNoTTL, referenceV3))
+    report(String(format: "(reference without its TTL entry: %.0f bytes/run; reference with the V3 value: %.0f bytes/run)", referenceNoTTL, referenceV3))
     let v4 = ours.first { $0.0 == .v4 }!.1
-    say(String(format: "target: v4 <= 300 bytes per pending run with a TTL: %@ (%.0f)", v4 <= 300 ? "met" : "NOT met", v4))
+    report(String(format: "target: v4 <= 300 bytes per pending run with a TTL: %@ (%.0f)", v4 <= 300 ? "met" : "NOT met", v4))
     if jsonOutput {
         let formats = ours.map { String(format: "\"%@\": %.1f", $0.0.rawValue, $0.1) }.joined(separator: ", ")
         let object = String(format: "{\"runs\": %d, \"redis_version\": \"%@\", \"allocator\": \"%@\", \"v2_message_bytes\": %d, \"v3_message_bytes\": %d, "

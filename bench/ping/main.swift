@@ -6,6 +6,7 @@
 //
 // usage: runqueue-bench-ping [--seconds N] [--runqueued PATH]
 //        runqueue-bench-ping --echo-server PORT   (internal: the baseline server)
+import BenchSupport
 import Foundation
 import RunQueueClient
 import RunQueueEncoding
@@ -37,28 +38,18 @@ func echoServer(port: UInt16) throws -> Never {
     while true { sleep(1000) }
 }
 
-func freePort() -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return UInt16(bigEndian: addr.sin_port)
-}
-
 func launch(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Process {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    try process.run()
+    try spawn(process)
     return process
 }
 
-func connectWithRetry(port: UInt16) async throws -> RunQueueConnection {
+/// A connection once something listens on `port` (the echo server speaks no
+/// runqueue methods, so this does not wait for runqueued's stores).
+func connectWhenListening(port: UInt16) async throws -> RunQueueConnection {
     for _ in 0..<200 {
         if let connection = try? await RunQueueConnection.connect(to: SocketAddress(host: "127.0.0.1", port: port)) {
             return connection
@@ -108,13 +99,11 @@ func main() async throws {
     let serverPort = freePort()
     let server = try launch(runqueued, [], environment: ["RUNQUEUE_LISTEN": "127.0.0.1:\(serverPort)", "RUNQUEUE_LOG_LEVEL": "error"])
     defer {
-        echo.terminate()
-        server.terminate()
-        server.waitUntilExit()
-        echo.waitUntilExit()
+        stop(server)
+        stop(echo)
     }
-    let echoConnection = try await connectWithRetry(port: echoPort)
-    let serverConnection = try await connectWithRetry(port: serverPort)
+    let echoConnection = try await connectWhenListening(port: echoPort)
+    let serverConnection = try await connectWhenListening(port: serverPort)
     print("ping round trips per second, one connection, \(seconds) s per figure, 16-byte payload")
     for window in [1, 64] {
         let baseline = try await measure(echoConnection, window: window, seconds: seconds)

@@ -12,6 +12,20 @@ public func say(_ line: String = "") {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
+/// Prints `message` to stderr after the program's name and exits 1.
+public func fail(_ message: String) -> Never {
+    let program = CommandLine.arguments.first.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "bench"
+    FileHandle.standardError.write(Data("\(program): \(message)\n".utf8))
+    exit(1)
+}
+
+/// A positive integer option, `fallback` when absent; anything else fails.
+public func intOption(_ name: String, _ fallback: Int) -> Int {
+    guard let text = option(name) else { return fallback }
+    guard let value = Int(text), value > 0 else { fail("\(name) must be a positive integer, got \"\(text)\"") }
+    return value
+}
+
 public func option(_ name: String) -> String? {
     let args = CommandLine.arguments
     guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
