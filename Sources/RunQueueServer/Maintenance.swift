@@ -68,7 +68,9 @@ final class Maintenance {
         timers = [reconciler, pruner]
     }
 
-    /// PostgreSQL is ready: learn the epoch, rebuild shards that lack it, reconcile.
+    /// PostgreSQL is ready: learn the epoch, rebuild shards that lack it, then
+    /// reconcile (a rebuild already re-adds every active row of its shards,
+    /// so after one the reconciler waits for its timer).
     func postgresReady() {
         let proposed = UUID().uuidString
         records.epoch(proposed: proposed) { [self] result in
@@ -79,7 +81,6 @@ final class Maintenance {
                 store.epoch = epoch
                 epochKnown = true
                 checkEpochs()
-                reconcile()
             }
         }
     }
@@ -92,7 +93,12 @@ final class Maintenance {
                 if case .success(let value) = result, value != store.epoch { stale.insert(shard) }
                 left -= 1
                 guard left == 0 else { return }
-                if stale.isEmpty { onRedisChecked?() } else { rebuild(stale) }
+                if stale.isEmpty {
+                    onRedisChecked?()
+                    reconcile()
+                } else {
+                    rebuild(stale)
+                }
             }
         }
     }
@@ -124,7 +130,8 @@ final class Maintenance {
     }
 
     private func reconcile() {
-        guard epochKnown, !reconciling else { return }
+        // While a rebuild runs it re-adds the same rows: no second walk beside it.
+        guard epochKnown, !reconciling, rebuilding.isEmpty else { return }
         let now = clock.nowMs()
         var cursor = reconcileCursor ?? (now - reconcileWindowMs, "")
         if cursor.createdAt < now - reconcileWindowMs { cursor = (now - reconcileWindowMs, "") }

@@ -6,9 +6,9 @@
 // this server's cursor (up to `batch` each), applies them all in one guarded
 // transaction (RunRecords.apply), then per shard clears the finishing marks
 // they set and trims what is done (outbox_done.lua). One pass runs at a time
-// on this server; any number of servers may run passes on the same shard (each reads from the start once, so entries of a
-// dead server are picked up by the others), because applying an entry twice
-// changes nothing.
+// on this server; any number of servers may run passes on the same shard
+// (each reads from the start once, so entries of a dead server are picked up
+// by the others), because applying an entry twice changes nothing.
 //
 // DEQUEUED entries are held back for `dequeuedLagMs` (engine.md: DEQUEUED
 // may be written behind, within a second, and skipped if the ack comes
