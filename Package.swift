@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "runqueue",
             dependencies: [
-                "RunQueueClient", "RunQueueCore", "RunQueueStorage", "RedisDriver", "PostgresDriver", "UVLoop",
+                "CommandLineSupport", "RunQueueClient", "RunQueueCore", "RunQueueStorage", "RedisDriver", "PostgresDriver", "UVLoop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "clients/runqueue-cli"
@@ -64,11 +64,16 @@ let package = Package(
         .executableTarget(
             name: "runqueue-load",
             dependencies: [
-                "RunQueueClient", "RunQueueCore",
+                "CommandLineSupport", "RunQueueClient", "RunQueueCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "clients/runqueue-load"
+        ),
+        .target(
+            name: "CommandLineSupport",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "clients/support"
         ),
         .executableTarget(
             name: "runqueue-bench-ping",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import Foundation
 import RunQueueClient
 import RunQueueCore
@@ -17,7 +18,7 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("Deadline of each call: 500ms, 5s, 2m; 0 = none. A dequeue's --wait-ms is added.",
                                valueName: "duration"))
-    var timeout: CLIDuration = CLIDuration(.seconds(10))
+    var timeout = DurationArgument(.seconds(10))
 
     static let defaultServer = "127.0.0.1:7420"
 

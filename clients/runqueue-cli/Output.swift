@@ -1,3 +1,4 @@
+import CommandLineSupport
 import Foundation
 
 /// Where results go: stdout, one line each, flushed at once (so `subscribe`
@@ -51,7 +52,7 @@ indirect enum JSONValue {
 
     private func write(to out: inout String) {
         switch self {
-        case .string(let text): Self.quote(text, into: &out)
+        case .string(let text): JSONText.quote(text, into: &out)
         case .int(let value): out += String(value)
         case .uint(let value): out += String(value)
         case .double(let value): out += value.isFinite ? String(value) : "null"
@@ -68,29 +69,11 @@ indirect enum JSONValue {
             out += "{"
             for (i, (key, value)) in members.enumerated() {
                 if i > 0 { out += "," }
-                Self.quote(key, into: &out)
+                JSONText.quote(key, into: &out)
                 out += ":"
                 value.write(to: &out)
             }
             out += "}"
         }
-    }
-
-    private static func quote(_ text: String, into out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import Foundation
 import RunQueueClient
 
@@ -58,7 +59,7 @@ struct LoadOptions: ParsableArguments {
     var rate: Double?
 
     @Option(help: ArgumentHelp("How long to produce: 500ms, 10s, 2m (default 10s unless --count is given).", valueName: "duration"))
-    var duration: LoadDuration?
+    var duration: DurationArgument?
 
     @Option(help: ArgumentHelp("Enqueue this many runs, then stop (with --duration: whichever comes first).", valueName: "runs"))
     var count: Int?
@@ -70,11 +71,11 @@ struct LoadOptions: ParsableArguments {
     var environments = 4
 
     @Option(help: ArgumentHelp("Deadline of each call (a dequeue's --wait-ms is added).", valueName: "duration"))
-    var timeout = LoadDuration(.seconds(30))
+    var timeout = DurationArgument(.seconds(30))
 
     @Option(help: ArgumentHelp("After producing, how long to wait at most for the consumers or subscribers to catch up.",
                                valueName: "duration"))
-    var drainTimeout = LoadDuration(.seconds(30))
+    var drainTimeout = DurationArgument(.seconds(30))
 
     @Flag(help: "Print the report as one JSON object on stdout (the shape is in the README).")
     var json = false

@@ -1,37 +1,5 @@
-import ArgumentParser
+import CommandLineSupport
 import Foundation
-
-/// A duration argument: `250ms`, `5s`, `2m`, `1h`, or a bare number of
-/// seconds; `0` means none (nil).
-struct LoadDuration: ExpressibleByArgument, Sendable {
-    let value: Duration?
-
-    init(_ value: Duration?) {
-        self.value = value
-    }
-
-    init?(argument: String) {
-        let text = argument.trimmingCharacters(in: .whitespaces).lowercased()
-        let units: [(String, Duration)] = [("ms", .milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)), ("h", .seconds(3600))]
-        var number = Substring(text)
-        var unit: Duration = .seconds(1)
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            number = text.dropLast(suffix.count)
-            unit = scale
-            break
-        }
-        guard !number.isEmpty, number.allSatisfy({ $0.isNumber || $0 == "." }), let amount = Double(number), amount.isFinite, amount >= 0 else {
-            return nil
-        }
-        value = amount == 0 ? nil : unit * amount
-    }
-
-    var defaultValueDescription: String {
-        guard let value else { return "0" }
-        let ms = value.components.seconds * 1000 + value.components.attoseconds / 1_000_000_000_000_000
-        return ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
-    }
-}
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
@@ -90,7 +58,7 @@ indirect enum JSON {
 
     private func write(to out: inout String) {
         switch self {
-        case .string(let text): Self.quote(text, into: &out)
+        case .string(let text): JSONText.quote(text, into: &out)
         case .int(let value): out += String(value)
         case .double(let value):
             if !value.isFinite {
@@ -113,30 +81,12 @@ indirect enum JSON {
             out += "{"
             for (i, (key, value)) in members.enumerated() {
                 if i > 0 { out += "," }
-                Self.quote(key, into: &out)
+                JSONText.quote(key, into: &out)
                 out += ":"
                 value.write(to: &out)
             }
             out += "}"
         }
-    }
-
-    static func quote(_ text: String, into out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
     }
 }
 
