@@ -4,39 +4,27 @@ import Testing
 import TestSupport
 
 /// The `runqueue` executable as a process: exit codes, --json output, help.
+extension ProductProcess.Outcome {
+    /// stdout's lines parsed as JSON objects (the CLI's --json output).
+    func jsonLines() throws -> [[String: Any]] {
+        try stdout.split(separator: "\n").map { line in
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8))
+            return try #require(object as? [String: Any], "not a JSON object: \(line)")
+        }
+    }
+
+    /// stdout as one JSON object (runqueue-load's --json report).
+    func report() throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(stdout.utf8))
+        return try #require(object as? [String: Any], "not a JSON object: \(stdout)")
+    }
+}
+
 @Suite struct CLITests {
-    struct Outcome {
-        let status: Int32
-        let stdout: String
-        let stderr: String
+    typealias Outcome = ProductProcess.Outcome
 
-        /// stdout's lines parsed as JSON objects.
-        func jsonLines() throws -> [[String: Any]] {
-            try stdout.split(separator: "\n").map { line in
-                let object = try JSONSerialization.jsonObject(with: Data(line.utf8))
-                return try #require(object as? [String: Any], "not a JSON object: \(line)")
-            }
-        }
-    }
-
-    /// The runqueue binary: $RUNQUEUE_CLI_BIN, else next to the test bundle
-    /// (SwiftPM puts executables and the xctest bundle in one products
-    /// directory, whatever the scratch path), else .build/debug.
-    static var binary: URL {
-        let environment = ProcessInfo.processInfo.environment
-        if let path = environment["RUNQUEUE_CLI_BIN"] { return URL(fileURLWithPath: path) }
-        var candidates: [URL] = []
-        if let executable = Bundle.main.executableURL { candidates.append(executable.deletingLastPathComponent()) }
-        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent())
-        candidates.append(Bundle.main.bundleURL)
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(root.appendingPathComponent(".build/debug"))
-        for directory in candidates {
-            let binary = directory.appendingPathComponent("runqueue")
-            if FileManager.default.isExecutableFile(atPath: binary.path) { return binary }
-        }
-        return candidates[0].appendingPathComponent("runqueue")
-    }
+    /// The runqueue binary: $RUNQUEUE_CLI_BIN, else next to the test bundle, else .build/debug.
+    static var binary: URL { ProductProcess.binary("runqueue", environmentVariable: "RUNQUEUE_CLI_BIN") }
 
     /// Runs `runqueue arguments...` to completion (stdin from `input`, if any).
     static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil,
@@ -44,49 +32,7 @@ import TestSupport
         let binary = Self.binary
         try #require(FileManager.default.isExecutableFile(atPath: binary.path),
                      "runqueue not built at \(binary.path) (swift build --build-tests builds it; or set RUNQUEUE_CLI_BIN)")
-        return try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result { try runBlocking(binary, arguments, environment, input, killAfterSeconds) })
-            }
-        }
-    }
-
-    private static func runBlocking(_ binary: URL, _ arguments: [String], _ environment: [String: String], _ input: String?,
-                                    _ killAfterSeconds: Double) throws -> Outcome {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("runqueue-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let out = directory.appendingPathComponent("stdout")
-        let err = directory.appendingPathComponent("stderr")
-        let inp = directory.appendingPathComponent("stdin")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: inp.path, contents: Data((input ?? "").utf8))
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["RUNQUEUE_SERVER"] = nil
-        env["RUNQUEUE_TOKEN"] = nil
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let stdout = try FileHandle(forWritingTo: out)
-        let stderr = try FileHandle(forWritingTo: err)
-        let stdin = try FileHandle(forReadingFrom: inp)
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = stdin
-        try process.run()
-        let deadline = Date().addingTimeInterval(killAfterSeconds)
-        while process.isRunning, Date() < deadline { usleep(10_000) }
-        if process.isRunning { process.terminate() }  // SIGTERM: the run is reported as a failure below
-        process.waitUntilExit()
-        try stdout.close()
-        try stderr.close()
-        try stdin.close()
-        return Outcome(status: process.terminationStatus,
-                       stdout: String(decoding: try Data(contentsOf: out), as: UTF8.self),
-                       stderr: String(decoding: try Data(contentsOf: err), as: UTF8.self))
+        return try await ProductProcess.run(binary, arguments, environment: environment, input: input, killAfterSeconds: killAfterSeconds)
     }
 
     static func descriptorFlags(_ n: Names, _ id: String, ttl: String? = nil) -> [String] {

@@ -10,81 +10,17 @@ import TestSupport
 /// Serialized: one in-process server at a time, so the scenarios do not load
 /// each other's server (they all share the test Redis and PostgreSQL).
 @Suite(.serialized) struct LoadTests {
-    struct Outcome {
-        let status: Int32
-        let stdout: String
-        let stderr: String
+    typealias Outcome = ProductProcess.Outcome
 
-        /// stdout as one JSON object (the --json report).
-        func report() throws -> [String: Any] {
-            let object = try JSONSerialization.jsonObject(with: Data(stdout.utf8))
-            return try #require(object as? [String: Any], "not a JSON object: \(stdout)")
-        }
-    }
-
-    /// The runqueue-load binary: $RUNQUEUE_LOAD_BIN, else next to the test
-    /// bundle (SwiftPM's products directory), else .build/debug.
-    static var binary: URL {
-        let environment = ProcessInfo.processInfo.environment
-        if let path = environment["RUNQUEUE_LOAD_BIN"] { return URL(fileURLWithPath: path) }
-        var candidates: [URL] = []
-        if let executable = Bundle.main.executableURL { candidates.append(executable.deletingLastPathComponent()) }
-        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent())
-        candidates.append(Bundle.main.bundleURL)
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(root.appendingPathComponent(".build/debug"))
-        for directory in candidates {
-            let binary = directory.appendingPathComponent("runqueue-load")
-            if FileManager.default.isExecutableFile(atPath: binary.path) { return binary }
-        }
-        return candidates[0].appendingPathComponent("runqueue-load")
-    }
+    /// The runqueue-load binary: $RUNQUEUE_LOAD_BIN, else next to the test bundle, else .build/debug.
+    static var binary: URL { ProductProcess.binary("runqueue-load", environmentVariable: "RUNQUEUE_LOAD_BIN") }
 
     /// Runs `runqueue-load arguments...` to completion (killed after `killAfterSeconds`).
     static func run(_ arguments: [String], environment: [String: String] = [:], killAfterSeconds: Double = 60) async throws -> Outcome {
         let binary = Self.binary
         try #require(FileManager.default.isExecutableFile(atPath: binary.path),
                      "runqueue-load not built at \(binary.path) (swift build --build-tests builds it; or set RUNQUEUE_LOAD_BIN)")
-        return try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result { try runBlocking(binary, arguments, environment, killAfterSeconds) })
-            }
-        }
-    }
-
-    private static func runBlocking(_ binary: URL, _ arguments: [String], _ environment: [String: String],
-                                    _ killAfterSeconds: Double) throws -> Outcome {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("runqueue-load-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let out = directory.appendingPathComponent("stdout")
-        let err = directory.appendingPathComponent("stderr")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["RUNQUEUE_SERVER"] = nil
-        env["RUNQUEUE_TOKEN"] = nil
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let stdout = try FileHandle(forWritingTo: out)
-        let stderr = try FileHandle(forWritingTo: err)
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(killAfterSeconds)
-        while process.isRunning, Date() < deadline { usleep(10_000) }
-        // SIGKILL: a child spawned from a thread that blocks SIGTERM ignores terminate().
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        try stdout.close()
-        try stderr.close()
-        return Outcome(status: process.terminationStatus,
-                       stdout: String(decoding: try Data(contentsOf: out), as: UTF8.self),
-                       stderr: String(decoding: try Data(contentsOf: err), as: UTF8.self))
+        return try await ProductProcess.run(binary, arguments, environment: environment, killAfterSeconds: killAfterSeconds)
     }
 
     static func number(_ object: [String: Any]?, _ key: String) -> Double? {

@@ -38,15 +38,8 @@ struct TestServer {
 
 /// Where `swift build` put the executables.
 enum Binaries {
-    static var root: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-
-    static var runqueued: URL {
-        let env = ProcessInfo.processInfo.environment
-        if let path = env["RUNQUEUED_BIN"] { return URL(fileURLWithPath: path) }
-        return root.appendingPathComponent(".build/debug/runqueued")
-    }
+    /// $RUNQUEUED_BIN, else next to the test bundle, else .build/debug.
+    static var runqueued: URL { ProductProcess.binary("runqueued", environmentVariable: "RUNQUEUED_BIN") }
 }
 
 /// runqueued as a child process (for kill -9 and outages), on a fixed free
