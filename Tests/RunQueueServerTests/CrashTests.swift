@@ -201,10 +201,7 @@ import TestSupport
         }
         let n = Names()
         let (first, firstClient) = try await QueueEngineTests.started(configure)
-        // Enough rows that the rebuild takes a while.
-        for batch in 0..<20 {
-            _ = try await firstClient.call(.enqueueBatch(EnqueueBatchRequest(runs: (0..<1000).map { n.run("r\(batch * 1000 + $0)") })))
-        }
+        try await Self.enqueueEnoughToRebuildSlowly(firstClient, n)
         await firstClient.close()
         #expect(await first.server.stop() == 0)
         // Redis loses everything while no server runs.
@@ -215,6 +212,14 @@ import TestSupport
         #expect(got.count == 100)
         await client.close()
         #expect(await test.server.stop() == 0)
+    }
+
+    /// 20,000 runs on worker queue n("wq"): enough rows that rebuilding Redis
+    /// from them takes a while.
+    static func enqueueEnoughToRebuildSlowly(_ client: RunQueueConnection, _ n: Names) async throws {
+        for batch in 0..<20 {
+            _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: (0..<1000).map { n.run("r\(batch * 1000 + $0)") })))
+        }
     }
 
     /// Redis lost while the server runs: the Dequeue whose claim finds it
@@ -228,9 +233,7 @@ import TestSupport
             $0.databaseURL = database.url
         }
         let n = Names()
-        for batch in 0..<20 {
-            _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: (0..<1000).map { n.run("r\(batch * 1000 + $0)") })))
-        }
+        try await Self.enqueueEnoughToRebuildSlowly(client, n)
         redis.kill()
         try redis.start()
         // The server reconnects; then one Dequeue with wait 0.
