@@ -244,7 +244,9 @@ final class DequeueCoordinator {
         // asks the shards not asked yet, then those that gave their full share.
         func pass(_ shards: [Int]) {
             let remaining = waiter.count - collected.count
-            if remaining == 0 || shards.isEmpty { finish(.success(collected)); return }
+            // A call cancelled between passes asks no more shards: a later
+            // pass could lease a run enqueued after the CANCELLED answer.
+            if remaining == 0 || shards.isEmpty || waiter.context.isCancelled { finish(.success(collected)); return }
             let visit = Array(shards.prefix(remaining))
             let notAsked = Array(shards.dropFirst(visit.count))
             let base = remaining / visit.count, extra = remaining % visit.count

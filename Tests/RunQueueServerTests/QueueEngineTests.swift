@@ -272,6 +272,36 @@ import UVLoop
         #expect(await test.server.stop() == 0)
     }
 
+    /// The cancel arrives with the Dequeue, while its claim is still walking
+    /// the shards one by one (max_runs 1 asks one shard per pass); the run is
+    /// enqueued into the shard visited last. Nothing may be leased for the
+    /// cancelled call, not even for the moment before a release.
+    @Test func aLongPollCancelledMidClaimAsksNoFurtherShard() async throws {
+        let (test, client) = try await Self.started()
+        let n = Names()
+        let shards = ShardMap()
+        let env = try #require((0..<10_000).map { "env\($0)" }.first { shards.shard(forEnvironment: n($0)) == shards.shardCount - 1 })
+        let socket = try RawSocket(port: test.port)
+        let dequeue = try FrameEncoder.frame(WireCodec.encodeRequest(Request(
+            callID: 7, call: .dequeue(DequeueRequest(workerQueue: n("wq"), maxRuns: 1, waitMs: 20_000, leaseMs: 0)))))
+        let cancel = try FrameEncoder.frame(WireCodec.encodeRequest(Request(callID: 8, call: .cancel(CancelRequest(targetCallID: 7)))))
+        try socket.send(dequeue + cancel)
+        for _ in 0..<2 { _ = try WireCodec.decodeResponse(try #require(socket.readFrame())) }
+        _ = try await enqueue(client, n.run("a", env: env))
+        for _ in 0..<5 {
+            guard case .queueStats(let stats)? = try await client.call(.queueStats(QueueStatsRequest(environmentID: n(env)))) else {
+                throw RunQueueError(.internal, "shape")
+            }
+            #expect(stats.inFlight == 0, "a run was leased for a cancelled long poll")
+        }
+        guard case .getRun(let record)? = try await client.call(.getRun(GetRunRequest(runID: n("a")))) else {
+            throw RunQueueError(.internal, "shape")
+        }
+        #expect(record.run?.status == .queued)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
     @Test func shutdownAnswersWaitingLongPollsAtOnce() async throws {
         let (test, client) = try await Self.started()
         let n = Names()
