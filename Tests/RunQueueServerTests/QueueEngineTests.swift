@@ -282,9 +282,9 @@ import UVLoop
         let shards = ShardMap()
         let env = try #require((0..<10_000).map { "env\($0)" }.first { shards.shard(forEnvironment: n($0)) == shards.shardCount - 1 })
         let socket = try RawSocket(port: test.port)
-        let dequeue = try FrameEncoder.frame(WireCodec.encodeRequest(Request(
+        let dequeue = FrameEncoder.frame(WireCodec.encodeRequest(Request(
             callID: 7, call: .dequeue(DequeueRequest(workerQueue: n("wq"), maxRuns: 1, waitMs: 20_000, leaseMs: 0)))))
-        let cancel = try FrameEncoder.frame(WireCodec.encodeRequest(Request(callID: 8, call: .cancel(CancelRequest(targetCallID: 7)))))
+        let cancel = FrameEncoder.frame(WireCodec.encodeRequest(Request(callID: 8, call: .cancel(CancelRequest(targetCallID: 7)))))
         try socket.send(dequeue + cancel)
         for _ in 0..<2 { _ = try WireCodec.decodeResponse(try #require(socket.readFrame())) }
         _ = try await enqueue(client, n.run("a", env: env))
