@@ -19,8 +19,16 @@
 //
 // Calls that must answer after PostgreSQL has their change (Ack, Nack) wait
 // for their entry: an entry is applied once a pass that started after it was
-// written has covered its position. The wait is bounded; past it the call
+// written has covered its position and committed (they answer at the commit,
+// before the pass clears the marks in Redis). The wait is bounded; past it the call
 // answers UNAVAILABLE while the Redis change stands and is applied later.
+//
+// An entry the caller already holds (the C entry its ack appended) is also
+// written at once, without waiting for a pass to read it back: such entries
+// go to PostgreSQL together, one transaction in flight at a time, and their
+// calls answer at its commit. This only shortens the wait; the stream stays
+// the record: a pass still reads the entry, skips writing it again, clears
+// its mark and trims it, and if the direct write fails the pass writes it.
 //
 // While a shard's outbox cannot drain (PostgreSQL down), lease lapses on
 // that shard are paused (a self-expiring key the scripts check), so an
@@ -68,7 +76,14 @@ final class OutboxApplier {
         /// D entries read but not written yet, in stream order, with the loop time they were read.
         var held: [(entry: OutboxEntry, readAtMs: UInt64)] = []
         var heldTimer: LoopTimer?
+        /// Sequences of entries written directly, not yet read back by a pass.
+        var writtenDirectly = Set<Int64>()
     }
+
+    /// Entries handed over by their callers, waiting for the next direct write.
+    private var direct: [(shard: Int, entry: OutboxEntry)] = []
+    private var directRunning = false
+    private var directScheduled = false
 
     init(loop: EventLoop, store: QueueStore, records: RunRecords, logger: Logger, waitBoundMs: UInt64 = 5000, tickMs: UInt64 = 1000) {
         self.loop = loop
@@ -93,7 +108,9 @@ final class OutboxApplier {
 
     /// Calls `completion(true)` once PostgreSQL has the entry, or
     /// `completion(false)` after the wait bound.
-    func waitApplied(shard: Int, entryID: String, _ completion: @escaping (Bool) -> Void) {
+    /// With `entry` (the entry itself, as its script appended it), the entry
+    /// is also written directly, without waiting for a pass to read it.
+    func waitApplied(shard: Int, entryID: String, entry: OutboxEntry? = nil, _ completion: @escaping (Bool) -> Void) {
         let sequence = OutboxEntry.sequence(ofEntryID: entryID)
         // Deadlines are checked by one sweep timer, not a timer per waiter:
         // under load thousands of acks wait at once.
@@ -104,6 +121,50 @@ final class OutboxApplier {
         // A pass already running may have read past this entry's position
         // before it was written: ask for another.
         kick(shard)
+        if let entry {
+            direct.append((shard, entry))
+            scheduleDirect()
+        }
+    }
+
+    /// The first entry handed over while no direct write runs is written on
+    /// the next loop iteration (with every other one handed over by then);
+    /// those arriving during a write go together in the next.
+    private func scheduleDirect() {
+        guard !directRunning, !directScheduled, !closed else { return }
+        directScheduled = true
+        _ = loop.schedule(afterMs: 0) { [weak self] in
+            guard let self else { return }
+            directScheduled = false
+            writeDirect()
+        }
+    }
+
+    private func writeDirect() {
+        guard !direct.isEmpty, !closed else { return }
+        let batch = direct
+        direct.removeAll()
+        directRunning = true
+        records.apply(batch.map(\.entry)) { [unowned self] result in
+            directRunning = false
+            if case .success = result {
+                var bySequence: [Int: Set<Int64>] = [:]
+                for item in batch { bySequence[item.shard, default: []].insert(item.entry.sequence) }
+                for (shard, sequences) in bySequence {
+                    let state = shards[shard]
+                    state.writtenDirectly.formUnion(sequences)
+                    var any = false
+                    for waiter in state.waiters where !waiter.done && sequences.contains(waiter.sequence) {
+                        waiter.done = true
+                        any = true
+                        waiter.completion(true)
+                    }
+                    if any { state.waiters.removeAll { $0.done } }
+                }
+            }
+            // On failure the passes write these entries (they are in the stream).
+            if !direct.isEmpty { scheduleDirect() }
+        }
     }
 
     /// One pass over every shard kicked since the last: their outboxes are
@@ -151,10 +212,17 @@ final class OutboxApplier {
                 passDone()
                 return
             }
+            // Committed: the calls waiting for these entries answer now,
+            // not after the Redis clean-up below (a retry meanwhile finds
+            // the finishing mark and waits for the next pass, which resolves it).
+            for item in work {
+                let full = item.entries.count == batch
+                resolve(todo[item.index], covered[item.index], upTo: full ? item.entries.last?.sequence ?? 0 : .max)
+            }
             var left = work.count
             for item in work {
                 let shard = todo[item.index]
-                store.outboxDone(shard: shard, entries: item.plan.write, trimBelow: item.plan.trimBelow) { [unowned self] done in
+                store.outboxDone(shard: shard, entries: item.plan.done, trimBelow: item.plan.trimBelow) { [unowned self] done in
                     if case .failure(let error) = done {
                         // Applied but not acknowledged: read them again (applying twice changes nothing).
                         failed(shard, error: "\(error)")
@@ -162,9 +230,11 @@ final class OutboxApplier {
                         let state = shards[shard]
                         state.cursor = item.plan.cursor
                         state.held = item.plan.held
-                        let full = item.entries.count == batch
-                        resolve(shard, covered[item.index], upTo: full ? item.entries.last?.sequence ?? 0 : .max)
-                        if full { dirty.insert(shard) }
+                        // Everything up to the cursor has been read back.
+                        if let last = item.entries.last?.sequence {
+                            state.writtenDirectly = state.writtenDirectly.filter { $0 > last }
+                        }
+                        if item.entries.count == batch { dirty.insert(shard) }
                         armHeldTimer(shard)
                         healthy(shard)
                     }
@@ -181,6 +251,9 @@ final class OutboxApplier {
     }
 
     private struct Plan {
+        /// Entries dealt with: their marks are cleared once PostgreSQL has them.
+        var done: [OutboxEntry] = []
+        /// The part of `done` to write (the rest was written directly).
         var write: [OutboxEntry] = []
         var held: [(entry: OutboxEntry, readAtMs: UInt64)] = []
         var cursor: String?
@@ -213,6 +286,10 @@ final class OutboxApplier {
             held.removeFirst()
         }
         plan.held = held
+        plan.done = plan.write
+        if !state.writtenDirectly.isEmpty {
+            plan.write.removeAll { state.writtenDirectly.contains($0.sequence) }
+        }
         plan.cursor = entries.last?.id ?? state.cursor
         plan.trimBelow = held.first?.entry.id ?? plan.cursor.map { OutboxEntry.successorID(of: $0) }
         // With nothing read, a pass only has work when held entries came due.

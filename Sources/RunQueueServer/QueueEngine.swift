@@ -233,7 +233,7 @@ final class QueueEngine {
             switch result {
             case .success(.done(let ack)):
                 if !ack.alreadyCompleted { dequeue.slotFreed(environmentID: request.environmentID) }
-                applier.waitApplied(shard: shard, entryID: ack.entryID) { applied in
+                applier.waitApplied(shard: shard, entryID: ack.entryID, entry: ack.entry) { applied in
                     if applied {
                         context.reply(.ack(AckResponse(acked: true)))
                     } else {

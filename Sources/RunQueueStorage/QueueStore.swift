@@ -197,6 +197,9 @@ public final class QueueStore: @unchecked Sendable {
         public var entryID: String
         public var attempt: UInt32?
         public var alreadyCompleted: Bool
+        /// The C entry this call appended (nil for a retry of an earlier
+        /// ack): what the applier writes, known without reading the stream.
+        public var entry: OutboxEntry?
     }
 
     private func fenced(_ script: RedisScript, runID: String, environmentID: String, fence: UInt32?, now: Int64,
@@ -268,7 +271,7 @@ public final class QueueStore: @unchecked Sendable {
                 switch result {
                 case .success(.array(let answers)) where answers.count == indexes.count:
                     for (answer, index) in zip(answers, indexes) {
-                        results[index] = Self.decodeAck(answer, fence: items[index].fence)
+                        results[index] = Self.decodeAck(answer, runID: items[index].runID, fence: items[index].fence, now: now)
                     }
                 case .success(let other):
                     for index in indexes { results[index] = .failure(QueueStoreError(.internal, "ack script answered \(other)")) }
@@ -281,13 +284,16 @@ public final class QueueStore: @unchecked Sendable {
         }
     }
 
-    private static func decodeAck(_ answer: RedisValue, fence: UInt32?) -> Result<FencedOutcome<AckResult>, QueueStoreError> {
+    private static func decodeAck(_ answer: RedisValue, runID: String, fence: UInt32?, now: Int64) -> Result<FencedOutcome<AckResult>, QueueStoreError> {
         guard let parts = answer.array, !parts.isEmpty else {
             return .failure(QueueStoreError(.internal, "ack script answered \(answer)"))
         }
         switch parts[0].int {
-        case 1 where parts.count == 2:
-            return .success(.done(AckResult(entryID: parts[1].string ?? "", attempt: fence, alreadyCompleted: false)))
+        case 1 where parts.count == 3:
+            let id = parts[1].string ?? ""
+            let attempt = UInt32(parts[2].int ?? 0)
+            let entry = OutboxEntry(id: id, op: .completed, runID: runID, attempt: attempt, timeMs: now)
+            return .success(.done(AckResult(entryID: id, attempt: attempt, alreadyCompleted: false, entry: entry)))
         case 2 where parts.count == 3:
             // A retry of an ack whose entry is still finishing.
             let attempt = UInt32(parts[1].int ?? 0)

@@ -15,7 +15,7 @@
 --   R, E (a run of another environment reads as not in flight),
 --   fence: the attempt the worker was given ("" = no fence)
 --
--- Returns one answer per run, in order: {1, entry id} acked; {2, attempt,
+-- Returns one answer per run, in order: {1, entry id, attempt} acked; {2, attempt,
 -- entry id} already completed and still finishing (a retry: the caller waits
 -- for that entry like the first call did); {0} not in flight (nothing
 -- changed); {-1, attempt} the fence does not match the current attempt
@@ -94,7 +94,7 @@ for j = 1, count do
     finArgs[#finArgs + 1] = R
     finArgs[#finArgs + 1] = 'C' .. SEP .. a .. SEP .. id
     finLocal[R] = { attempt, id }
-    out[#out + 1] = { 1, id }
+    out[#out + 1] = { 1, id, attempt }
   end
 end
 
