@@ -287,7 +287,40 @@ import TestSupport
         }
         #expect(answer.acked)
         #expect(try status("acked") == "COMPLETED 0")
-        #expect(try outboxBacklog(redisPort: redis.port).finishing == 0)
+        // The Ack answers at the commit; a pass clears the marks after it.
+        let backlog = try await drainedBacklog(redisPort: redis.port)
+        #expect(backlog.entries == 0 && backlog.finishing == 0, "\(backlog)")
+        await client.close()
+    }
+
+    /// An ack's C entry is written to PostgreSQL without waiting for a pass
+    /// to read it back; the stream stays the record: passes still read those
+    /// entries, write nothing twice, clear their marks and trim them.
+    @Test func entriesWrittenDirectlyAreStillReadBackClearedAndTrimmed() async throws {
+        let redis = try OwnRedis()
+        let database = try Self.ownDatabase()
+        defer { database.drop() }
+        let server = ServerProcess(redisURL: redis.url, databaseURL: database.url)
+        try server.launch()
+        defer { server.kill() }
+        let n = Names()
+        let client = try await server.connect()
+        let runs = (0..<200).map { n.run("r\($0)", env: "env\($0 % 8)") }
+        _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: runs)))
+        var messages: [RunMessage] = []
+        for _ in 0..<10 where messages.count < runs.count {
+            messages += try await dequeue(client, n("wq"), wait: 1000)
+        }
+        #expect(messages.count == runs.count)
+        let answers = await client.pipeline(messages.map {
+            .ack(AckRequest(runID: $0.runID, environmentID: $0.environmentID, attempt: $0.attempt))
+        })
+        #expect(answers.allSatisfy { if case .success(.ack(let a)?) = $0.result { a.acked } else { false } })
+        // Answered: every row shows it at once, each written once (no DEQUEUED written behind it).
+        let rows = try psql(database.url, "SELECT status || ' ' || count(*) FROM runs GROUP BY status")
+        #expect(rows == "COMPLETED \(runs.count)")
+        let backlog = try await drainedBacklog(redisPort: redis.port)
+        #expect(backlog.entries == 0 && backlog.finishing == 0, "\(backlog)")
         await client.close()
     }
 

@@ -127,3 +127,14 @@ func outboxBacklog(redisPort: UInt16, shards: Int = 16) throws -> (entries: Int,
     }
     return (entries, finishing)
 }
+
+/// The outbox backlog once it stops shrinking to zero, polled for up to 5 s
+/// (passes clear marks and trim after the calls they serve have answered).
+func drainedBacklog(redisPort: UInt16, shards: Int = 16) async throws -> (entries: Int, finishing: Int) {
+    var backlog = try outboxBacklog(redisPort: redisPort, shards: shards)
+    for _ in 0..<100 where backlog != (0, 0) {
+        try await Task.sleep(for: .milliseconds(50))
+        backlog = try outboxBacklog(redisPort: redisPort, shards: shards)
+    }
+    return backlog
+}
