@@ -42,6 +42,8 @@ final class Maintenance {
     private var epochKnown = false
     private var rebuilding: Set<Int> = []
     private var reconcileCursor: (createdAt: Int64, id: String)?
+    /// False only for the benchmark mode that discards the applier's writes.
+    private let reconciles: Bool
     private var timers: [LoopTimer] = []
     /// Called with the shards a rebuild restored (waiting claims may look again).
     var onRebuilt: ((Set<Int>) -> Void)?
@@ -53,8 +55,9 @@ final class Maintenance {
     var onRedisChecked: (() -> Void)?
 
     init(loop: EventLoop, store: QueueStore, records: RunRecords, clock: ServiceClock, logger: Logger,
-         retentionMs: Int64, reconcileIntervalMs: UInt64) {
+         retentionMs: Int64, reconcileIntervalMs: UInt64, reconciles: Bool = true) {
         self.loop = loop
+        self.reconciles = reconciles
         self.store = store
         self.records = records
         self.clock = clock
@@ -131,7 +134,7 @@ final class Maintenance {
 
     private func reconcile() {
         // While a rebuild runs it re-adds the same rows: no second walk beside it.
-        guard epochKnown, !reconciling, rebuilding.isEmpty else { return }
+        guard reconciles, epochKnown, !reconciling, rebuilding.isEmpty else { return }
         let now = clock.nowMs()
         var cursor = reconcileCursor ?? (now - reconcileWindowMs, "")
         if cursor.createdAt < now - reconcileWindowMs { cursor = (now - reconcileWindowMs, "") }

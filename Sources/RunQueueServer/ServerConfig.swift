@@ -61,6 +61,11 @@ public struct ServerConfig: Sendable {
     /// measure the Redis-only path through the same server. Runs are not
     /// durable; the server says so in its log at start.
     public var benchmarkDiscardRecords = false
+    /// RUNQUEUE_BENCHMARK_DISCARD_RECORDS=applier, for benchmarks only: rows
+    /// are created first as always, but the outbox applier writes nothing
+    /// (the "same server with the applier's writes discarded"); the
+    /// reconciler is off, since every row stays QUEUED. Not durable either.
+    public var benchmarkDiscardApplier = false
     /// False runs the protocol layer alone (Hello, Ping, Cancel; engine
     /// methods answer UNAVAILABLE): for tests of the transport. Not a setting.
     public var storesEnabled = true
@@ -190,7 +195,11 @@ public struct ServerConfig: Sendable {
             config.ttlSystemDisabled = try boolean(value, key: "RUN_ENGINE_TTL_SYSTEM_DISABLED")
         },
         Key(env: "RUNQUEUE_BENCHMARK_DISCARD_RECORDS", flag: "--benchmark-discard-records") { config, value throws(ConfigError) in
-            config.benchmarkDiscardRecords = try boolean(value, key: "RUNQUEUE_BENCHMARK_DISCARD_RECORDS")
+            if value == "applier" {
+                config.benchmarkDiscardApplier = true
+            } else {
+                config.benchmarkDiscardRecords = try boolean(value, key: "RUNQUEUE_BENCHMARK_DISCARD_RECORDS")
+            }
         },
         Key(env: "RUN_ENGINE_TTL_SYSTEM_POLL_INTERVAL_MS", flag: "--ttl-poll-interval-ms") { config, value throws(ConfigError) in
             config.ttlPollIntervalMs = UInt64(try integer(value, key: "RUN_ENGINE_TTL_SYSTEM_POLL_INTERVAL_MS", in: 10...3_600_000))

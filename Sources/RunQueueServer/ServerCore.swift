@@ -81,12 +81,16 @@ final class ServerCore {
         if config.benchmarkDiscardRecords {
             records.discardWrites = true
             logger.error("RUNQUEUE_BENCHMARK_DISCARD_RECORDS is set: run records are NOT written to PostgreSQL and runs are NOT durable; for benchmarks only")
+        } else if config.benchmarkDiscardApplier {
+            records.discardApplies = true
+            logger.error("RUNQUEUE_BENCHMARK_DISCARD_RECORDS=applier: changes after creation are NOT written to PostgreSQL and runs are NOT durable; for benchmarks only")
         }
         let applierStore = QueueStore(redis: stores.redisApplier, shards: store.shards, config: config.queue)
         let applier = OutboxApplier(loop: loop, store: applierStore, records: records, logger: logger)
         dequeue.applier = applier
         let maintenance = Maintenance(loop: loop, store: store, records: records, clock: clock, logger: logger,
-                                      retentionMs: config.runRetentionMs, reconcileIntervalMs: config.reconcileIntervalMs)
+                                      retentionMs: config.runRetentionMs, reconcileIntervalMs: config.reconcileIntervalMs,
+                                      reconciles: !config.benchmarkDiscardApplier)
         maintenance.onRebuilt = { shards in dequeue.shardsRebuilt(shards) }
         maintenance.onRebuildStarted = { dequeue.closeGate() }
         maintenance.onRedisChecked = { dequeue.openGate() }

@@ -32,6 +32,9 @@ public final class RunRecords: @unchecked Sendable {
     /// Benchmarks only (RUNQUEUE_BENCHMARK_DISCARD_RECORDS): `create` answers
     /// every run as created and `apply` succeeds, neither touching PostgreSQL.
     public var discardWrites = false
+    /// Benchmarks only (RUNQUEUE_BENCHMARK_DISCARD_RECORDS=applier): rows are
+    /// created, but `apply` succeeds without writing (no later change is stored).
+    public var discardApplies = false
 
     public init(loop: EventLoop, writer: PostgresConnection, reader: PostgresConnection, applier: PostgresConnection? = nil) {
         self.loop = loop
@@ -282,7 +285,7 @@ public final class RunRecords: @unchecked Sendable {
             newest[entry.runID] = entry
         }
         let all = Array(newest.values)
-        guard !all.isEmpty, !discardWrites else { completion(.success(())); return }
+        guard !all.isEmpty, !discardWrites, !discardApplies else { completion(.success(())); return }
         let expired = all.filter { $0.op == .expired }
         let list = all.filter { $0.op != .expired }
         // Applies of every server run one at a time: two appliers draining

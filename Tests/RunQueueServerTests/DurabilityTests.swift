@@ -241,6 +241,22 @@ import UVLoop
         #expect(await test.server.stop() == 0)
     }
 
+    /// RUNQUEUE_BENCHMARK_DISCARD_RECORDS=applier (benchmarks only) creates
+    /// rows first as always but stores no later change.
+    @Test func theBenchmarkApplierDiscardSettingCreatesRowsButWritesNoChange() async throws {
+        let config = try ServerConfig.load(environment: ["RUNQUEUE_BENCHMARK_DISCARD_RECORDS": "applier"], arguments: [])
+        #expect(config.benchmarkDiscardApplier && !config.benchmarkDiscardRecords)
+        let (test, client) = try await QueueEngineTests.started { $0.benchmarkDiscardApplier = true }
+        let n = Names()
+        _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
+        let m = try #require(try await dequeue(client, n("wq")).first)
+        #expect(try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt))) == .ack(AckResponse(acked: true)))
+        try await Task.sleep(for: .milliseconds(600))  // past the hold of D entries
+        #expect(try await getRun(client, n("a"))?.status == .queued)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
     @Test func withPostgreSQLDownEnqueueAnswersUnavailableAndWritesNothing() async throws {
         let test = try await TestServer.start {
             $0.databaseURL = "postgres://postgres@127.0.0.1:\(TestServices.unusedPort())/postgres"

@@ -6,12 +6,16 @@
 //    tag) into the Redis the server uses, and run
 //    `redis-benchmark -n 200000 -P 16 -q -r 100000 evalsha <sha> 1 {rqbench}:z __rand_int__`.
 //    Its requests/s is the raw ceiling of one small script on this Redis.
-// 2. Runs the cycle below `--rounds` times (default 2) in each of two modes,
+// 2. Runs the cycle below `--rounds` times (default 2) in each of three modes,
 //    alternating, each time through a fresh `runqueued` (next to this binary
 //    unless --runqueued) on a free port with RUNQUEUE_REDIS_URL /
 //    RUNQUEUE_DATABASE_URL from the environment:
 //    - PostgreSQL on: the server as deployed (rows created first, every
 //      change written through the outbox applier, Ack answered once applied);
+//    - applier discarded: the same server with
+//      RUNQUEUE_BENCHMARK_DISCARD_RECORDS=applier (rows created first as
+//      always; the outbox applier writes nothing, so an Ack answers once its
+//      script ran): the baseline issue 4 names first;
 //    - Redis-only: the same server with RUNQUEUE_BENCHMARK_DISCARD_RECORDS=1,
 //      a benchmark-only setting under which no run record is written
 //      (creations answer as created, outbox entries are drained unapplied).
@@ -31,8 +35,8 @@
 //    latency of EnqueueBatch, Dequeue and Ack, the scripts Redis ran per run
 //    (INFO commandstats, eval + evalsha), the CPU time of Redis, runqueued
 //    and this client, and the ratio to the ceiling; then a summary: runs/s
-//    of every round, the ratio PostgreSQL on / Redis-only (medians; target
-//    >= 0.70) and the ack-to-row percentiles.
+//    of every round, the ratios PostgreSQL on / each baseline (medians;
+//    target >= 0.70) and the ack-to-row percentiles.
 // 5. Checks exactly-once in every cycle: every run enqueued (created),
 //    received once (no duplicate run id), acked once (acked = true), and the
 //    queues empty; exits 1 if any cycle fails it.
@@ -219,18 +223,20 @@ func main() async throws {
                             ttl: ttl, env: env, redis: redis, runqueued: runqueued, ceiling: ceiling,
                             baselineCPUPerScript: baselineCPUPerScript, rowSample: intOption("--row-sample", 20))
 
-    // The Redis-only path: the same server with RUNQUEUE_BENCHMARK_DISCARD_RECORDS,
-    // so no run record is written (creations and outbox applies skipped).
+    // The baselines are the same server with RUNQUEUE_BENCHMARK_DISCARD_RECORDS:
+    // "applier" (rows created first as always, no later change written: the
+    // issue's "applier's writes discarded") and "1" (no PostgreSQL work at all:
+    // the Redis-only path).
     let loop = try EventLoop(name: "bench-cycle-pg")
     let postgres = try PostgresConnection(loop: loop, url: databaseURL)
     try await postgres.connect()
-    var results: [(label: String, result: CycleResult)] = []
+    var results: [(mode: Mode, result: CycleResult)] = []
+    let modes = Mode.allCases.filter { $0 == .writeThrough || !CommandLine.arguments.contains("--skip-redis-only") }
     for round in 0..<rounds {
-        for discard in [false, true] where !(discard && CommandLine.arguments.contains("--skip-redis-only")) {
-            let label = discard ? "Redis-only (records discarded)" : "PostgreSQL on (write-through)"
+        for mode in modes {
             say("")
-            say("== round \(round + 1) of \(rounds): \(label)")
-            results.append((label, try await cycle(settings, discard: discard, postgres: discard ? nil : postgres)))
+            say("== round \(round + 1) of \(rounds): \(mode.label)")
+            results.append((mode, try await cycle(settings, mode: mode, postgres: mode == .writeThrough ? postgres : nil)))
         }
     }
     await postgres.close()
@@ -238,18 +244,20 @@ func main() async throws {
 
     say("")
     say("summary (runs/s per round; the machine is shared, so compare rounds, not single figures)")
-    let on = results.filter { !$0.label.hasPrefix("Redis") }.map(\.result)
-    let off = results.filter { $0.label.hasPrefix("Redis") }.map(\.result)
-    say("PostgreSQL on:  " + on.map { String(format: "%.0f", $0.rate) }.joined(separator: ", "))
-    if !off.isEmpty {
-        say("Redis-only:     " + off.map { String(format: "%.0f", $0.rate) }.joined(separator: ", "))
+    let on = results.filter { $0.mode == .writeThrough }.map(\.result)
+    for mode in modes {
+        say(mode.label.padding(toLength: 42, withPad: " ", startingAt: 0)
+              + results.filter { $0.mode == mode }.map { String(format: "%.0f", $0.result.rate) }.joined(separator: ", "))
+    }
+    for baseline in modes where baseline != .writeThrough {
+        let off = results.filter { $0.mode == baseline }.map(\.result)
         let onBest = on.map(\.rate).max() ?? 0, offBest = off.map(\.rate).max() ?? 1
         let onMedian = median(on.map(\.rate)), offMedian = median(off.map(\.rate))
-        say(String(format: "ratio PostgreSQL on / Redis-only: %.2f (medians %.0f / %.0f), %.2f (best rounds %.0f / %.0f); target >= 0.70: %@",
-                   onMedian / offMedian, onMedian, offMedian, onBest / offBest, onBest, offBest,
+        say(String(format: "ratio write-through / %@: %.2f (medians %.0f / %.0f), %.2f (best rounds %.0f / %.0f); target >= 0.70: %@",
+                   baseline.short, onMedian / offMedian, onMedian, offMedian, onBest / offBest, onBest, offBest,
                    onMedian / offMedian >= 0.7 ? "met" : "NOT met"))
         let ackOn = median(on.map(\.ackP50)), ackOff = median(off.map(\.ackP50))
-        say(String(format: "Ack p50 ms: %.2f with PostgreSQL, %.2f Redis-only (the write-through adds %.2f ms to an ack)", ackOn, ackOff, ackOn - ackOff))
+        say(String(format: "Ack p50 ms: %.2f write-through, %.2f %@ (%.2f ms more)", ackOn, ackOff, baseline.short, ackOn - ackOff))
     }
     let rows = on.flatMap(\.answerToRow), lag = on.flatMap(\.redisToAnswer)
     let firstRead = on.reduce(0) { $0 + $1.rowOnFirstRead }
@@ -258,6 +266,36 @@ func main() async throws {
                  + "COMPLETED on the first read in %d of %d", settings.rowSample, r.count, r.p50, r.p99, firstRead, r.count))
     say(String(format: "ack in Redis (the row's completed_at) -> answer at the client: p50 %.0f ms, p99 %.0f ms (ms clocks)", l.p50, l.p99))
     if results.contains(where: { !$0.result.ok }) { exit(1) }
+}
+
+/// What the server writes to PostgreSQL in a cycle.
+enum Mode: CaseIterable {
+    case writeThrough, applierDiscarded, redisOnly
+
+    var label: String {
+        switch self {
+        case .writeThrough: "PostgreSQL on (write-through)"
+        case .applierDiscarded: "rows created, applier's writes discarded"
+        case .redisOnly: "Redis-only (records discarded)"
+        }
+    }
+
+    var short: String {
+        switch self {
+        case .writeThrough: "write-through"
+        case .applierDiscarded: "applier discarded"
+        case .redisOnly: "Redis-only"
+        }
+    }
+
+    /// RUNQUEUE_BENCHMARK_DISCARD_RECORDS for the server.
+    var discardSetting: String {
+        switch self {
+        case .writeThrough: "0"
+        case .applierDiscarded: "applier"
+        case .redisOnly: "1"
+        }
+    }
 }
 
 func median(_ values: [Double]) -> Double {
@@ -298,7 +336,7 @@ struct CycleResult: Sendable {
 }
 
 /// One full cycle through a fresh runqueued; prints its figures.
-func cycle(_ settings: Settings, discard: Bool, postgres: PostgresConnection?) async throws -> CycleResult {
+func cycle(_ settings: Settings, mode: Mode, postgres: PostgresConnection?) async throws -> CycleResult {
     let (total, batch, producers, producerWindow) = (settings.total, settings.batch, settings.producers, settings.producerWindow)
     let (consumers, consumerWindow, maxRuns, waitMs) = (settings.consumers, settings.consumerWindow, settings.maxRuns, settings.waitMs)
     let (envCount, timeout, ttl, env, redis) = (settings.envCount, settings.timeout, settings.ttl, settings.env, settings.redis)
@@ -309,7 +347,7 @@ func cycle(_ settings: Settings, discard: Bool, postgres: PostgresConnection?) a
     let server = Process()
     server.executableURL = URL(fileURLWithPath: runqueued)
     server.environment = env.merging(["RUNQUEUE_LISTEN": "127.0.0.1:\(port)", "RUNQUEUE_LOG_LEVEL": env["RUNQUEUE_LOG_LEVEL"] ?? "error",
-                                      "RUNQUEUE_BENCHMARK_DISCARD_RECORDS": discard ? "1" : "0"]) { $1 }
+                                      "RUNQUEUE_BENCHMARK_DISCARD_RECORDS": mode.discardSetting]) { $1 }
     try spawn(server)
     defer { stop(server) }
     let control = try await connectWithRetry(port: port)
