@@ -43,7 +43,12 @@ final class OutboxApplier {
     private let records: RunRecords
     private let logger: Logger
     let waitBoundMs: UInt64
+    /// Stream entries read per shard and pass.
     private let batch = 500
+    /// Runs written per shard and pass: an entry of a claim or an ack batch
+    /// carries up to a few hundred, so a read is cut at the entry where the
+    /// runs reach this (the rest is read by the next pass).
+    private let maxRunsPerPass = 20_000
     /// How long a D entry waits for a later entry of its run before it is written.
     static let dequeuedLagMs: UInt64 = 400
     private var shards: [ShardState]
@@ -58,14 +63,23 @@ final class OutboxApplier {
 
     private final class Waiter {
         let sequence: Int64
+        /// Set when the caller handed the entry over for a direct write.
+        let runID: String?
         let deadlineMs: UInt64
         let completion: (Bool) -> Void
         var done = false
-        init(sequence: Int64, deadlineMs: UInt64, completion: @escaping (Bool) -> Void) {
+        init(sequence: Int64, runID: String?, deadlineMs: UInt64, completion: @escaping (Bool) -> Void) {
             self.sequence = sequence
+            self.runID = runID
             self.deadlineMs = deadlineMs
             self.completion = completion
         }
+    }
+
+    /// One run of one stream entry (an entry may carry many runs).
+    private struct EntryRun: Hashable {
+        let sequence: Int64
+        let runID: String
     }
 
     private final class ShardState {
@@ -76,8 +90,8 @@ final class OutboxApplier {
         /// D entries read but not written yet, in stream order, with the loop time they were read.
         var held: [(entry: OutboxEntry, readAtMs: UInt64)] = []
         var heldTimer: LoopTimer?
-        /// Sequences of entries written directly, not yet read back by a pass.
-        var writtenDirectly = Set<Int64>()
+        /// Runs of entries written directly, not yet read back by a pass.
+        var writtenDirectly = Set<EntryRun>()
     }
 
     /// Entries handed over by their callers, waiting for the next direct write.
@@ -114,7 +128,7 @@ final class OutboxApplier {
         let sequence = OutboxEntry.sequence(ofEntryID: entryID)
         // Deadlines are checked by one sweep timer, not a timer per waiter:
         // under load thousands of acks wait at once.
-        let waiter = Waiter(sequence: sequence, deadlineMs: loop.nowMs + waitBoundMs, completion: completion)
+        let waiter = Waiter(sequence: sequence, runID: entry?.runID, deadlineMs: loop.nowMs + waitBoundMs, completion: completion)
         let state = shards[shard]
         state.waiters.append(waiter)
         armSweep()
@@ -148,13 +162,16 @@ final class OutboxApplier {
         records.apply(batch.map(\.entry)) { [unowned self] result in
             directRunning = false
             if case .success = result {
-                var bySequence: [Int: Set<Int64>] = [:]
-                for item in batch { bySequence[item.shard, default: []].insert(item.entry.sequence) }
-                for (shard, sequences) in bySequence {
+                var byShard: [Int: Set<EntryRun>] = [:]
+                for item in batch {
+                    byShard[item.shard, default: []].insert(EntryRun(sequence: item.entry.sequence, runID: item.entry.runID))
+                }
+                for (shard, written) in byShard {
                     let state = shards[shard]
-                    state.writtenDirectly.formUnion(sequences)
+                    state.writtenDirectly.formUnion(written)
                     var any = false
-                    for waiter in state.waiters where !waiter.done && sequences.contains(waiter.sequence) {
+                    for waiter in state.waiters where !waiter.done {
+                        guard let runID = waiter.runID, written.contains(EntryRun(sequence: waiter.sequence, runID: runID)) else { continue }
                         waiter.done = true
                         any = true
                         waiter.completion(true)
@@ -190,15 +207,16 @@ final class OutboxApplier {
     }
 
     private func write(_ todo: [Int], reads: [Result<[OutboxEntry], QueueStoreError>], covered: [[Waiter]]) {
-        var work: [(index: Int, entries: [OutboxEntry], plan: Plan)] = []
+        var work: [(index: Int, entries: [OutboxEntry], full: Bool, plan: Plan)] = []
         for (index, shard) in todo.enumerated() {
             switch reads[index] {
             case .failure(let error):
                 failed(shard, error: "\(error)")
-            case .success(let entries):
+            case .success(let read):
+                let (entries, full) = cut(read)
                 let plan = plan(shards[shard], read: entries)
                 if plan.changes {
-                    work.append((index, entries, plan))
+                    work.append((index, entries, full, plan))
                 } else {
                     resolve(shard, covered[index], upTo: .max)
                     healthy(shard)
@@ -216,8 +234,7 @@ final class OutboxApplier {
             // not after the Redis clean-up below (a retry meanwhile finds
             // the finishing mark and waits for the next pass, which resolves it).
             for item in work {
-                let full = item.entries.count == batch
-                resolve(todo[item.index], covered[item.index], upTo: full ? item.entries.last?.sequence ?? 0 : .max)
+                resolve(todo[item.index], covered[item.index], upTo: item.full ? item.entries.last?.sequence ?? 0 : .max)
             }
             var left = work.count
             for item in work {
@@ -232,9 +249,9 @@ final class OutboxApplier {
                         state.held = item.plan.held
                         // Everything up to the cursor has been read back.
                         if let last = item.entries.last?.sequence {
-                            state.writtenDirectly = state.writtenDirectly.filter { $0 > last }
+                            state.writtenDirectly = state.writtenDirectly.filter { $0.sequence > last }
                         }
-                        if item.entries.count == batch { dirty.insert(shard) }
+                        if item.full { dirty.insert(shard) }
                         armHeldTimer(shard)
                         healthy(shard)
                     }
@@ -243,6 +260,20 @@ final class OutboxApplier {
                 }
             }
         }
+    }
+
+    /// A read cut to at most `maxRunsPerPass` runs, at a stream-entry
+    /// boundary (one entry is never split), and whether more may follow it
+    /// in the stream: the read was cut, or it returned `batch` stream entries.
+    private func cut(_ read: [OutboxEntry]) -> (entries: [OutboxEntry], full: Bool) {
+        var streamEntries = 0
+        var last: String?
+        for (index, entry) in read.enumerated() where entry.id != last {
+            if index >= maxRunsPerPass { return (Array(read[..<index]), true) }
+            streamEntries += 1
+            last = entry.id
+        }
+        return (read, streamEntries == batch)
     }
 
     private func passDone() {
@@ -288,7 +319,7 @@ final class OutboxApplier {
         plan.held = held
         plan.done = plan.write
         if !state.writtenDirectly.isEmpty {
-            plan.write.removeAll { state.writtenDirectly.contains($0.sequence) }
+            plan.write.removeAll { state.writtenDirectly.contains(EntryRun(sequence: $0.sequence, runID: $0.runID)) }
         }
         plan.cursor = entries.last?.id ?? state.cursor
         plan.trimBelow = held.first?.entry.id ?? plan.cursor.map { OutboxEntry.successorID(of: $0) }

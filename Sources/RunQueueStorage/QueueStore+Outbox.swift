@@ -57,8 +57,9 @@ public struct OutboxEntry: Sendable, Equatable {
 }
 
 extension QueueStore {
-    /// Up to `count` entries of a shard's outbox in stream order: the oldest,
-    /// or the first ones after entry id `after` (a reader's cursor).
+    /// Up to `count` stream entries of a shard's outbox in stream order: the
+    /// oldest, or the first ones after entry id `after` (a reader's cursor).
+    /// An entry of many runs gives one OutboxEntry per run, with its id.
     public func readOutbox(shard: Int, after: String? = nil, count: Int,
                            _ completion: @escaping (Result<[OutboxEntry], QueueStoreError>) -> Void) {
         let key = tag(shard: shard) + ":outbox"
@@ -84,9 +85,20 @@ extension QueueStore {
                         default: break
                         }
                     }
-                    guard let opText, let op = OutboxEntry.Op(rawValue: opText), let run,
-                          let attempt = attemptText.flatMap(UInt32.init), let time = timeText.flatMap(Int64.init) else { continue }
-                    entries.append(OutboxEntry(id: id, op: op, runID: run, attempt: attempt, timeMs: time))
+                    guard let opText, let op = OutboxEntry.Op(rawValue: opText), let run, let attemptText,
+                          let time = timeText.flatMap(Int64.init) else { continue }
+                    // One stream entry may carry many runs changed by one
+                    // script call: ids and attempts joined by 0x1E, in order.
+                    // Each becomes an OutboxEntry of its own with the stream
+                    // entry's id.
+                    let runs = run.utf8.split(separator: 0x1E, omittingEmptySubsequences: false)
+                    let attempts = attemptText.utf8.split(separator: 0x1E, omittingEmptySubsequences: false)
+                    guard runs.count == attempts.count else { continue }
+                    for (runBytes, attemptBytes) in zip(runs, attempts) {
+                        guard let runID = String(runBytes), !runID.isEmpty,
+                              let attempt = String(attemptBytes).flatMap(UInt32.init) else { continue }
+                        entries.append(OutboxEntry(id: id, op: op, runID: runID, attempt: attempt, timeMs: time))
+                    }
                 }
                 completion(.success(entries))
             }

@@ -244,12 +244,37 @@ import Testing
         #expect(entries.map(\.runID) == [h.id("a"), h.id("b"), h.id("a"), h.id("b")])
         #expect(entries[3].attempt == 1)
         #expect(entries[2].id == ack.entryID)
-        #expect(zip(entries, entries.dropFirst()).allSatisfy { $0.sequence < $1.sequence })
+        // One stream entry per script call: the claim of a and b is one D entry.
+        #expect(entries[0].id == entries[1].id)
+        #expect(entries[1].sequence < entries[2].sequence && entries[2].sequence < entries[3].sequence)
         // A retried ack while the completion is finishing answers like the first.
         guard case .done(let retry) = try await h.ack("a", fence: 0) else { Issue.record("retried ack"); return }
         #expect(retry.alreadyCompleted && retry.entryID == ack.entryID)
         try await h.outboxDone(entries)
         guard case .notInFlight = try await h.ack("a") else { Issue.record("ack after applied"); return }
+        #expect(h.close() == 0)
+    }
+
+    /// An ack of many runs appends one C entry carrying all of them (ids
+    /// and attempts in order); each run's answer and finishing mark name it.
+    @Test func oneAckCallAppendsOneEntryForAllItsRuns() async throws {
+        let h = try await StoreHarness()
+        try await h.enqueue([h.run("a"), h.run("b"), h.run("c")])
+        _ = try await h.claim(count: 3)
+        guard case .done = try await h.nack("c", retryAt: h.now) else { Issue.record("nack"); return }
+        _ = try await h.claim(count: 3)
+        let now = h.now
+        let acks = try await h.ack(["a", "c", "b", "a"]).map { outcome -> QueueStore.AckResult in
+            guard case .done(let ack) = outcome else { throw QueueStoreError(.internal, "not acked: \(outcome)") }
+            return ack
+        }
+        #expect(Set(acks.map(\.entryID)).count == 1)
+        #expect(acks.map(\.alreadyCompleted) == [false, false, false, true])
+        #expect(acks.map(\.attempt) == [0, 1, 0, 0])
+        let completed = try await h.outbox().filter { $0.op == .completed }
+        #expect(completed.map(\.runID) == ["a", "c", "b"].map(h.id))
+        #expect(completed.map(\.attempt) == [0, 1, 0])
+        #expect(completed.allSatisfy { $0.id == acks[0].entryID && $0.timeMs == now })
         #expect(h.close() == 0)
     }
 

@@ -97,6 +97,16 @@ final class StoreHarness: @unchecked Sendable {
         return try result.get()
     }
 
+    /// Acks many runs in one call (one script call per shard).
+    func ack(_ runIDs: [String], env: String = "env") async throws -> [QueueStore.FencedOutcome<QueueStore.AckResult>] {
+        let now = self.now
+        let items = runIDs.map { QueueStore.AckItem(runID: id($0), environmentID: id(env), fence: nil) }
+        let results: [Result<QueueStore.FencedOutcome<QueueStore.AckResult>, QueueStoreError>] = await call { store, done in
+            store.ack(items, now: now) { done($0) }
+        }
+        return try results.map { try $0.get() }
+    }
+
     func nack(_ runID: String, env: String = "env", fence: UInt32? = nil, retryAt: Int64 = 0, keep: Bool = false,
               random: Double = 0) async throws -> QueueStore.FencedOutcome<QueueStore.NackResult> {
         let (now, r, e) = (self.now, id(runID), id(env))

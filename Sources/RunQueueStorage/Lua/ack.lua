@@ -1,7 +1,8 @@
 #!lua
 -- ack.lua: completes in-flight runs (one or many, in order): gives back
--- their slots, removes them from the queue, appends a C entry per run to the
--- outbox and marks each run finishing until PostgreSQL has it. Every run is
+-- their slots, removes them from the queue, appends one C entry for all the
+-- runs it completes to the outbox and marks each run finishing until
+-- PostgreSQL has it. Every run is
 -- checked on its own (environment, fence, lease); one run's answer never
 -- depends on another's, except that a run acked earlier in the same call
 -- reads as already completed.
@@ -35,13 +36,16 @@ local raw = redis.call('HMGET', inflightKey, unpack(ids))
 
 local out = {}
 local acked = {}      -- R -> true once acked in this call (its in-flight record is gone)
-local finLocal = {}   -- R -> { attempt, entry id } of acks in this call
+local finLocal = {}   -- R -> attempt of acks in this call
 local dropped = {}    -- runs whose in-flight record and lease go
 local envRuns, envOrder = {}, {}
 local varRuns, varOrder, varEnv = {}, {}, {}
 local laneRuns, laneOrder = {}, {}
 local msgKeys = {}
-local finArgs = {}
+local cRuns, cAttempts = {}, {}
+-- Answers that carry the C entry's id, known once it is appended at the end:
+-- { answer table, index of the id in it }.
+local needID = {}
 local pausedKnown = nil
 
 local function paused()
@@ -69,7 +73,9 @@ for j = 1, count do
   if not attempt then
     local f = finLocal[R]
     if f then
-      out[#out + 1] = { 2, f[1], f[2] }
+      local answer = { 2, f, '' }
+      needID[#needID + 1] = { answer, 3 }
+      out[#out + 1] = answer
     else
       local fin = redis.call('HGET', tag .. ':fin', R)
       local p = fin and split(fin, SEP)
@@ -89,13 +95,24 @@ for j = 1, count do
     if not laneRuns[L] then laneRuns[L] = {}; laneOrder[#laneOrder + 1] = L end
     local lr = laneRuns[L]; lr[#lr + 1] = R
     msgKeys[#msgKeys + 1] = tag .. ':msg:' .. R
-    local id = outbox(tag, 'C', R, attempt, now)
-    local a = string.format('%d', attempt)
-    finArgs[#finArgs + 1] = R
-    finArgs[#finArgs + 1] = 'C' .. SEP .. a .. SEP .. id
-    finLocal[R] = { attempt, id }
-    out[#out + 1] = { 1, id, attempt }
+    cRuns[#cRuns + 1] = R
+    cAttempts[#cAttempts + 1] = attempt
+    finLocal[R] = attempt
+    local answer = { 1, '', attempt }
+    needID[#needID + 1] = { answer, 2 }
+    out[#out + 1] = answer
   end
+end
+
+if #cRuns > 0 then
+  local id = outbox_many(tag, 'C', cRuns, cAttempts, now)
+  for _, slot in ipairs(needID) do slot[1][slot[2]] = id end
+  local finArgs = {}
+  for j, R in ipairs(cRuns) do
+    finArgs[#finArgs + 1] = R
+    finArgs[#finArgs + 1] = 'C' .. SEP .. string.format('%d', cAttempts[j]) .. SEP .. id
+  end
+  redis.call('HSET', tag .. ':fin', unpack(finArgs))
 end
 
 if #dropped > 0 then
@@ -116,6 +133,5 @@ if #dropped > 0 then
     end
   end
   redis.call('DEL', unpack(msgKeys))
-  redis.call('HSET', tag .. ':fin', unpack(finArgs))
 end
 return out

@@ -2,8 +2,8 @@
 -- claim.lua: Dequeue's step on one shard. Applies due lapses, promotes runs
 -- that came due, then claims up to n due runs for worker queue W: fairly
 -- between environments, oldest first within one, within every concurrency
--- cap, each run leased, its slots taken and a D entry appended to the
--- outbox, all in this one script.
+-- cap, each run leased, its slots taken and one D entry for all of them
+-- appended to the outbox, all in this one script.
 --
 -- KEYS[1]  T:wq:W
 -- KEYS[2]  T:due
@@ -68,6 +68,7 @@ end
 local laneList = {}
 local laneIndex = {}
 local runsOut = {}
+local dRuns, dAttempts = {}, {}
 local got = 0
 
 local varCaps = {}
@@ -152,7 +153,8 @@ local function take_env(E, want)
           inflightArgs[#inflightArgs + 1] = string.format('%d', attempt) .. SEP .. dl .. SEP .. L .. SEP .. tsText
           leaseArgs[#leaseArgs + 1] = dl
           leaseArgs[#leaseArgs + 1] = R
-          outbox(tag, 'D', R, attempt, now)
+          dRuns[#dRuns + 1] = R
+          dAttempts[#dAttempts + 1] = attempt
           runsOut[#runsOut + 1] = R
           runsOut[#runsOut + 1] = li
           runsOut[#runsOut + 1] = tsText
@@ -200,4 +202,6 @@ if k > 0 then
   end
 end
 
+-- Every run taken by this call: one D entry.
+if #dRuns > 0 then outbox_many(tag, 'D', dRuns, dAttempts, now) end
 return { next_wake(tag), laneList, runsOut }
