@@ -13,7 +13,8 @@ extension QueueStore {
         /// The earliest deadline among the runs expired here (now minus it
         /// is how late the oldest one was), nil when none expired.
         public var oldestExpiredDeadlineMs: Int64?
-        /// The shard's outbox length after the call (entries not yet in PostgreSQL).
+        /// The shard's outbox length after the call: stream entries not yet in
+        /// PostgreSQL (a claim's or an ack batch's entry carries many runs).
         public var outboxLength: Int
 
         public init(expired: Int, nextDeadlineMs: Int64?, oldestExpiredDeadlineMs: Int64?, outboxLength: Int) {
