@@ -47,6 +47,17 @@ local cRuns, cAttempts = {}, {}
 -- { answer table, index of the id in it }.
 local needID = {}
 local pausedKnown = nil
+-- Lane id -> its parts, split once per lane rather than twice per run.
+local partsOf = {}
+local function parts(L)
+  local p = partsOf[L]
+  if not p then
+    local E, Q, W, C = lane_parts(L)
+    p = { E, Q, W, C }
+    partsOf[L] = p
+  end
+  return p
+end
 
 local function paused()
   if pausedKnown == nil then pausedKnown = lapses_paused(tag) end
@@ -61,7 +72,7 @@ for j = 1, count do
   if v and not acked[R] then
     local p = split(v, SEP)
     attempt, deadline, L = tonumber(p[1]), tonumber(p[2]), p[3]
-    if lane_parts(L) ~= E then
+    if parts(L)[1] ~= E then
       attempt = nil
     elseif deadline <= now and not paused() then
       -- A duplicate of R later in this call reads the lapse's result.
@@ -86,8 +97,12 @@ for j = 1, count do
   else
     acked[R] = true
     dropped[#dropped + 1] = R
-    local _, Q, _, C = lane_parts(L)
-    local V = E .. '|' .. Q .. '|' .. C
+    local p = parts(L)
+    local V = p[5]
+    if not V then
+      V = E .. '|' .. p[2] .. '|' .. p[4]
+      p[5] = V
+    end
     if not envRuns[E] then envRuns[E] = {}; envOrder[#envOrder + 1] = E end
     local er = envRuns[E]; er[#er + 1] = R
     if not varRuns[V] then varRuns[V] = {}; varOrder[#varOrder + 1] = V; varEnv[V] = E end
