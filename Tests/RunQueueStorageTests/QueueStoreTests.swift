@@ -44,6 +44,21 @@ import Testing
         #expect(h.close() == 0)
     }
 
+    /// Presence is read in bulk before the script changes anything: a run
+    /// listed twice in one call is still added once, and runs queued,
+    /// delayed or in flight in the same call's list are found.
+    @Test func oneEnqueueCallAddsARunListedTwiceOnceAndFindsThePresentOnes() async throws {
+        let h = try await StoreHarness()
+        let t = h.now
+        try await h.enqueue([h.run("inflight"), h.run("delayed", timestamp: t + 60_000), h.run("waiting")])
+        #expect(h.names(try await h.claim(count: 1)) == ["inflight"])
+        let again = try await h.enqueue([h.run("new"), h.run("inflight"), h.run("delayed", timestamp: t + 60_000),
+                                         h.run("waiting"), h.run("new")])
+        #expect(again == [true, false, false, false, false])
+        #expect(h.names(try await h.claim(count: 10)).sorted() == ["new", "waiting"])
+        #expect(h.close() == 0)
+    }
+
     @Test func environmentLimitAndBurstCapClaims() async throws {
         let h = try await StoreHarness()
         try await h.enqueue((0..<10).map { h.run("r\($0)", queue: $0 % 2 == 0 ? "even" : "odd") })

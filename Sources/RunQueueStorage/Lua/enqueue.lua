@@ -29,25 +29,57 @@ local finKey = tag .. ':fin'
 local out = {}
 local lanes = {}      -- L -> per-lane work gathered for the end
 local laneOrder = {}
+local count = (#ARGV - 3) / 8
+
+-- Presence, read in bulk before anything changes (a handful of calls per
+-- script instead of five per run): in flight or finishing in this shard
+-- (two HMGETs), queued in its lane (ZMSCORE of the lane's ready and delayed
+-- sets, once per lane), or holding a V2/V3 message key (one EXISTS of all;
+-- only when some key exists is each run's key looked at).
+local ids, msgKeys, byLane, laneList = {}, {}, {}, {}
+for j = 1, count do
+  local base = 4 + (j - 1) * 8
+  local R, L = ARGV[base], ARGV[base + 1]
+  ids[j] = R
+  msgKeys[j] = tag .. ':msg:' .. R
+  local list = byLane[L]
+  if not list then list = {}; byLane[L] = list; laneList[#laneList + 1] = L end
+  list[#list + 1] = R
+end
+if redrive and count > 0 then redis.call('HDEL', finKey, unpack(ids)) end
+local present = {}    -- R -> true: already in this shard, nothing changes
+local queuedIn = {}   -- L -> { R -> true }
+if count > 0 then
+  local inflight = redis.call('HMGET', KEYS[2], unpack(ids))
+  local finishing = redis.call('HMGET', finKey, unpack(ids))
+  local anyMsg = redis.call('EXISTS', unpack(msgKeys)) > 0
+  for j = 1, count do
+    if inflight[j] or finishing[j] or (anyMsg and redis.call('EXISTS', msgKeys[j]) == 1) then present[ids[j]] = true end
+  end
+  for _, L in ipairs(laneList) do
+    local list = byLane[L]
+    local ready = redis.call('ZMSCORE', k_lane(tag, L, 'r'), unpack(list))
+    local delayed = redis.call('ZMSCORE', k_lane(tag, L, 'd'), unpack(list))
+    local queued = {}
+    for k, R in ipairs(list) do
+      if ready[k] or delayed[k] then queued[R] = true end
+    end
+    queuedIn[L] = queued
+  end
+end
+
 local i = 4
 while i <= #ARGV do
   local R, L, record = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local order, due = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   local side, msg, ttl = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   i = i + 8
-  if redrive then redis.call('HDEL', finKey, R) end
   local lane = lanes[L]
-  local present = (lane and lane.added[R])
-    or redis.call('HEXISTS', KEYS[2], R) == 1
-    or redis.call('ZSCORE', k_lane(tag, L, 'r'), R)
-    or redis.call('ZSCORE', k_lane(tag, L, 'd'), R)
-    or redis.call('HEXISTS', finKey, R) == 1
-    or redis.call('EXISTS', tag .. ':msg:' .. R) == 1
-  if present then
+  if present[R] or queuedIn[L][R] then
     out[#out + 1] = 0
   else
     if not lane then
-      lane = { added = {}, n = 0, ready = {}, sides = {}, ttls = {}, minTTL = nil }
+      lane = { n = 0, ready = {}, sides = {}, ttls = {}, minTTL = nil }
       local m = k_lane(tag, L, 'm')
       if redis.call('HSETNX', m, 'm', record) == 1 then
         local E = lane_parts(L)
@@ -59,7 +91,8 @@ while i <= #ARGV do
       lanes[L] = lane
       laneOrder[#laneOrder + 1] = L
     end
-    lane.added[R] = true
+    -- A run listed twice in one call is added once.
+    present[R] = true
     lane.n = lane.n + 1
     -- The lane keeps the task identifier of the run that created it; a run
     -- with another one carries its own in its side value.
