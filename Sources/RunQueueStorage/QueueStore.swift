@@ -191,8 +191,8 @@ public final class QueueStore: @unchecked Sendable {
     }
 
     /// What an ack did: completed the run now, or found it completed and
-    /// still finishing (a retry); either way `entryID` is the outbox entry
-    /// PostgreSQL must apply before the answer.
+    /// still finishing (a retry fenced at that attempt); either way
+    /// `entryID` is the outbox entry PostgreSQL must apply before the answer.
     public struct AckResult: Sendable, Equatable {
         public var entryID: String
         public var attempt: UInt32?
@@ -295,9 +295,13 @@ public final class QueueStore: @unchecked Sendable {
             let entry = OutboxEntry(id: id, op: .completed, runID: runID, attempt: attempt, timeMs: now)
             return .success(.done(AckResult(entryID: id, attempt: attempt, alreadyCompleted: false, entry: entry)))
         case 2 where parts.count == 3:
-            // A retry of an ack whose entry is still finishing.
+            // Completed and still finishing. Only a retry fenced at that
+            // attempt answers as the first call did (engine.md); an unfenced
+            // repeat is an ack of a run no longer in flight (protocol.md),
+            // however soon after the first answer it comes.
             let attempt = UInt32(parts[1].int ?? 0)
-            if let fence, fence != attempt { return .success(.fenceMismatch(currentAttempt: attempt)) }
+            guard let fence else { return .success(.notInFlight) }
+            if fence != attempt { return .success(.fenceMismatch(currentAttempt: attempt)) }
             return .success(.done(AckResult(entryID: parts[2].string ?? "", attempt: attempt, alreadyCompleted: true)))
         case 0:
             return .success(.notInFlight)

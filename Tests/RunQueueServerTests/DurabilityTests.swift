@@ -61,6 +61,29 @@ import UVLoop
         #expect(await test.server.stop() == 0)
     }
 
+    /// An Ack answers at the commit of its row, while the run's finishing
+    /// mark is still in Redis: right after it, an unfenced repeat answers
+    /// acked=false (not in flight) and a retry fenced at the same attempt
+    /// answers acked=true, as the first call did.
+    @Test func rightAfterAnAckAnUnfencedRepeatIsFalseAndAFencedRetryTrue() async throws {
+        let (test, client) = try await QueueEngineTests.started()
+        let n = Names()
+        _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
+        let m = try #require(try await dequeue(client, n("wq")).first)
+        let answers = await client.pipeline([
+            .ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt)),
+            .ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: nil)),
+            .ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt)),
+        ])
+        let acked = answers.map { answer -> Bool? in
+            if case .success(.ack(let a)?) = answer.result { a.acked } else { nil }
+        }
+        #expect(acked == [true, false, true])
+        #expect(try await getRun(client, n("a"))?.status == .completed)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
     @Test func aLateNackAfterAckChangesNothing() async throws {
         let (test, client) = try await QueueEngineTests.started()
         let n = Names()
