@@ -48,15 +48,7 @@ import TestSupport
     /// A PostgreSQL database of this test's own, so a rebuild reads only its rows.
     static func ownDatabase() throws -> (url: String, drop: () -> Void) {
         let name = "rq_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
-        func psql(_ sql: String) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["psql", TestServices.databaseURL, "-qc", sql]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try? process.run()
-            process.waitUntilExit()
-        }
+        func psql(_ sql: String) { _ = try? runTool(["psql", TestServices.databaseURL, "-qc", sql]) }
         psql("CREATE DATABASE \(name)")
         let base = TestServices.databaseURL
         let url = String(base[..<(base.lastIndex(of: "/") ?? base.endIndex)]) + "/" + name
@@ -288,8 +280,7 @@ import TestSupport
         #expect(answer.acked)
         #expect(try status("acked") == "COMPLETED 0")
         // The Ack answers at the commit; a pass clears the marks after it.
-        let backlog = try await drainedBacklog(redisPort: redis.port)
-        #expect(backlog.entries == 0 && backlog.finishing == 0, "\(backlog)")
+        #expect(try await waitFor(seconds: 5) { try outboxBacklog(redisPort: redis.port) == (0, 0) })
         await client.close()
     }
 
@@ -319,8 +310,7 @@ import TestSupport
         // Answered: every row shows it at once, each written once (no DEQUEUED written behind it).
         let rows = try psql(database.url, "SELECT status || ' ' || count(*) FROM runs GROUP BY status")
         #expect(rows == "COMPLETED \(runs.count)")
-        let backlog = try await drainedBacklog(redisPort: redis.port)
-        #expect(backlog.entries == 0 && backlog.finishing == 0, "\(backlog)")
+        #expect(try await waitFor(seconds: 5) { try outboxBacklog(redisPort: redis.port) == (0, 0) })
         await client.close()
     }
 
@@ -482,26 +472,17 @@ import TestSupport
         redis.kill()
         try redis.start()  // Redis lost everything while no server ran
 
-        func repair() throws -> (status: Int32, output: String) {
-            let process = Process()
-            process.executableURL = Binaries.runqueued.deletingLastPathComponent().appendingPathComponent("runqueue")
-            process.arguments = ["repair", "--json"]
-            process.environment = ["RUNQUEUE_REDIS_URL": redis.url, "RUNQUEUE_DATABASE_URL": database.url]
-            let stdout = Pipe()
-            process.standardOutput = stdout
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return (process.terminationStatus, output)
+        func repair() async throws -> ProductProcess.Outcome {
+            try await ProductProcess.run(Binaries.runqueue, ["repair", "--json"],
+                                         environment: ["RUNQUEUE_REDIS_URL": redis.url, "RUNQUEUE_DATABASE_URL": database.url])
         }
-        let first = try repair()
+        let first = try await repair()
         #expect(first.status == 0)
-        #expect(first.output.contains("\"added\":3"), "\(first.output)")
+        #expect(first.stdout.contains("\"added\":3"), "\(first.stdout)")
         // Twice in a row: the second finds everything present and adds nothing.
-        let second = try repair()
+        let second = try await repair()
         #expect(second.status == 0)
-        #expect(second.output.contains("\"added\":0"), "\(second.output)")
+        #expect(second.stdout.contains("\"added\":0"), "\(second.stdout)")
 
         // Repaired: a server finds the runs (no rebuild needed) and a second repair adds nothing.
         let (again, client2) = try await QueueEngineTests.started {

@@ -13,18 +13,7 @@ import UVLoop
 @Suite(.serialized) struct ExpiryTests {
     typealias Names = QueueEngineTests.Names
 
-    static func tool(_ arguments: [String]) -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try? process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
+    static func tool(_ arguments: [String]) -> String { (try? runTool(arguments))?.output ?? "" }
 
     static func sql(_ query: String) -> String { tool(["psql", TestServices.databaseURL, "-tAqc", query]) }
 

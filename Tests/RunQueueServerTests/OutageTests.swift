@@ -97,15 +97,6 @@ import TestSupport
     }
 
     /// Polls `condition` every 100 ms for up to `seconds`.
-    func waitFor(seconds: Double, _ condition: () throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
-            if try condition() { return true }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        return try condition()
-    }
-
     @Test func postgreSQLUnreachableMidRunThenBackAppliesEveryPendingEntryOnce() async throws {
         let redis = try CrashTests.OwnRedis()
         let database = try CrashTests.ownDatabase()

@@ -40,6 +40,8 @@ struct TestServer {
 enum Binaries {
     /// $RUNQUEUED_BIN, else next to the test bundle, else .build/debug.
     static var runqueued: URL { ProductProcess.binary("runqueued", environmentVariable: "RUNQUEUED_BIN") }
+    /// The CLI: $RUNQUEUE_CLI_BIN, else next to the test bundle, else .build/debug.
+    static var runqueue: URL { ProductProcess.binary("runqueue", environmentVariable: "RUNQUEUE_CLI_BIN") }
 }
 
 /// runqueued as a child process (for kill -9 and outages), on a fixed free
@@ -87,35 +89,43 @@ final class ServerProcess {
     }
 }
 
-/// psql against a database URL: runs `sql` and returns the unaligned, tuples-only output.
-@discardableResult
-func psql(_ databaseURL: String, _ sql: String) throws -> String {
+/// Runs a tool found on PATH (`/usr/bin/env arguments...`) to completion:
+/// its exit status and its standard output, trimmed (standard error dropped).
+func runTool(_ arguments: [String]) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["psql", databaseURL, "-v", "ON_ERROR_STOP=1", "-qAtc", sql]
+    process.arguments = arguments
     let stdout = Pipe()
     process.standardOutput = stdout
     process.standardError = FileHandle.nullDevice
     try process.run()
     let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw RunQueueError(.internal, "psql failed (\(process.terminationStatus)): \(sql)") }
-    return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    return (process.terminationStatus, output.trimmingCharacters(in: .whitespacesAndNewlines))
+}
+
+/// psql against a database URL: runs `sql` and returns the unaligned, tuples-only output.
+@discardableResult
+func psql(_ databaseURL: String, _ sql: String) throws -> String {
+    let (status, output) = try runTool(["psql", databaseURL, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+    guard status == 0 else { throw RunQueueError(.internal, "psql failed (\(status)): \(sql)") }
+    return output
 }
 
 /// redis-cli against a local port; returns its output.
 @discardableResult
 func redisCLI(port: UInt16, _ args: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["redis-cli", "-p", String(port)] + args
-    let stdout = Pipe()
-    process.standardOutput = stdout
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    try runTool(["redis-cli", "-p", String(port)] + args).output
+}
+
+/// Polls `condition` every 100 ms until it holds or `seconds` pass; its last value.
+func waitFor(seconds: Double, _ condition: () throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return try condition()
 }
 
 /// Run changes waiting in every shard's outbox (a stream entry of one
@@ -134,15 +144,4 @@ func outboxBacklog(redisPort: UInt16, shards: Int = 16) throws -> (entries: Int,
         finishing += Int(try redisCLI(port: redisPort, ["HLEN", "{rq\(shard)}:fin"])) ?? 0
     }
     return (entries, finishing)
-}
-
-/// The outbox backlog once it stops shrinking to zero, polled for up to 5 s
-/// (passes clear marks and trim after the calls they serve have answered).
-func drainedBacklog(redisPort: UInt16, shards: Int = 16) async throws -> (entries: Int, finishing: Int) {
-    var backlog = try outboxBacklog(redisPort: redisPort, shards: shards)
-    for _ in 0..<100 where backlog != (0, 0) {
-        try await Task.sleep(for: .milliseconds(50))
-        backlog = try outboxBacklog(redisPort: redisPort, shards: shards)
-    }
-    return backlog
 }
