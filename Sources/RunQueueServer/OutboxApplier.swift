@@ -169,14 +169,9 @@ final class OutboxApplier {
                 for (shard, written) in byShard {
                     let state = shards[shard]
                     state.writtenDirectly.formUnion(written)
-                    var any = false
-                    for waiter in state.waiters where !waiter.done {
-                        guard let runID = waiter.runID, written.contains(EntryRun(sequence: waiter.sequence, runID: runID)) else { continue }
-                        waiter.done = true
-                        any = true
-                        waiter.completion(true)
+                    resolve(shard, state.waiters) { waiter in
+                        waiter.runID.map { written.contains(EntryRun(sequence: waiter.sequence, runID: $0)) } ?? false
                     }
-                    if any { state.waiters.removeAll { $0.done } }
                 }
             }
             // On failure the passes write these entries (they are in the stream).
@@ -342,8 +337,13 @@ final class OutboxApplier {
     }
 
     private func resolve(_ shard: Int, _ covered: [Waiter], upTo: Int64) {
+        resolve(shard, covered) { $0.sequence <= upTo }
+    }
+
+    /// Answers (applied) the waiters of `candidates` that `applied` picks.
+    private func resolve(_ shard: Int, _ candidates: [Waiter], where applied: (Waiter) -> Bool) {
         var any = false
-        for waiter in covered where waiter.sequence <= upTo && !waiter.done {
+        for waiter in candidates where !waiter.done && applied(waiter) {
             waiter.done = true
             any = true
             waiter.completion(true)
