@@ -40,9 +40,9 @@ def fixture(runs, seed=7):
     return descriptor, ids
 
 
-async def add_all(queue, jobs, batch, window):
-    """addBulk `jobs` in chunks of `batch`, `window` calls in flight."""
-    chunks = [jobs[i:i + batch] for i in range(0, len(jobs), batch)]
+async def in_chunks(items, batch, window, send):
+    """`await send(chunk)` for `items` in chunks of `batch`, `window` calls in flight."""
+    chunks = [items[i:i + batch] for i in range(0, len(items), batch)]
     nxt = 0
 
     async def loop():
@@ -50,9 +50,14 @@ async def add_all(queue, jobs, batch, window):
         while nxt < len(chunks):
             chunk = chunks[nxt]
             nxt += 1
-            await queue.addBulk(chunk)
+            await send(chunk)
 
     await asyncio.gather(*(loop() for _ in range(window)))
+
+
+async def add_all(queue, jobs, batch, window):
+    """addBulk `jobs` in chunks of `batch`, `window` calls in flight."""
+    await in_chunks(jobs, batch, window, queue.addBulk)
 
 
 async def memory(args):
@@ -125,22 +130,16 @@ def run_producer(port, runs, batch, window, conn):
         queue = Queue("cycle", {"connection": {"host": "127.0.0.1", "port": port}})
         latencies = []
         start = time.time()
-        chunks = [ids[i:i + batch] for i in range(0, runs, batch)]
-        nxt = 0
 
-        async def loop():
-            nonlocal nxt
-            while nxt < len(chunks):
-                chunk = chunks[nxt]
-                nxt += 1
-                t = time.time()
-                jobs = [{"name": "my-background-task", "data": dict(descriptor, run_id=i, t=t),
-                         "opts": {"jobId": i, "removeOnComplete": True}} for i in chunk]
-                t0 = time.perf_counter()
-                await queue.addBulk(jobs)
-                latencies.append((time.perf_counter() - t0) * 1000)
+        async def send(chunk):
+            t = time.time()
+            jobs = [{"name": "my-background-task", "data": dict(descriptor, run_id=i, t=t),
+                     "opts": {"jobId": i, "removeOnComplete": True}} for i in chunk]
+            t0 = time.perf_counter()
+            await queue.addBulk(jobs)
+            latencies.append((time.perf_counter() - t0) * 1000)
 
-        await asyncio.gather(*(loop() for _ in range(window)))
+        await in_chunks(ids, batch, window, send)
         end = time.time()
         await queue.close()
         conn.send({"start": start, "end": end, "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
