@@ -162,11 +162,29 @@ public struct PostgresConfig: Sendable, CustomStringConvertible {
         if let user { list.append(("user", user)) }
         if let password { list.append(("password", password)) }
         if let database { list.append(("dbname", database)) }
-        for (key, value) in parameters.sorted(by: { $0.key < $1.key }) {
+        var keywords = parameters
+        // The caller's own `options` come after ours, so a plan_cache_mode set there wins.
+        keywords["options"] = parameters["options"].map { "\(Self.sessionOptions) \($0)" } ?? Self.sessionOptions
+        for (key, value) in keywords.sorted(by: { $0.key < $1.key }) {
             if let i = list.firstIndex(where: { $0.0 == key }) { list[i].1 = value } else { list.append((key, value)) }
         }
         return list
     }
+
+    /// Server settings every session starts with.
+    ///
+    /// The connection prepares every statement by itself (see
+    /// PostgresConnection.swift), so callers never chose prepared-statement
+    /// semantics; with PostgreSQL's default plan cache, a statement run five
+    /// times may switch for the rest of the session to a generic plan costed
+    /// on the tables as they were then. A batch statement first run against
+    /// near-empty tables (a new database) then keeps a sequential scan of
+    /// the table per call after the table has grown to millions of rows:
+    /// one UPDATE ... FROM unnest(...) of a few thousand runs took seconds
+    /// instead of milliseconds. Custom plans are made for each execution from
+    /// its actual parameters and the tables' current size; the parse is
+    /// still saved.
+    static let sessionOptions = "-c plan_cache_mode=force_custom_plan"
 
     static func isIPLiteral(_ text: String) -> Bool {
         var v4 = in_addr()

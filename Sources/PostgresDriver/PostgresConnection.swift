@@ -20,8 +20,10 @@
 //     prepared first, in a sync segment of its own (PQsendPrepare + sync,
 //     tracked as a request of one statement whose completion only forgets
 //     the name on failure), then executed by name (PQsendQueryPrepared): no
-//     parse or plan per execution. Its own segment means an abort in the
-//     request that uses it cannot undo the prepare. At most
+//     parse per execution. Each execution is still planned for its own
+//     parameters (plan_cache_mode, see PostgresConfig.sessionOptions). Its
+//     own segment means an abort in the request that uses it cannot undo
+//     the prepare. At most
 //     `PostgresSession.preparedLimit` per session; names are never reused.
 //   - Results arrive as `result..., NULL` per statement, then
 //     PGRES_PIPELINE_SYNC per request. The reader only calls PQgetResult while

@@ -20,6 +20,13 @@ import Testing
         #expect(keywords["dbname"] == "runs/db")
         #expect(keywords["application_name"] == "rq")
         #expect(keywords["gssencmode"] == "disable")
+        #expect(keywords["options"] == "-c plan_cache_mode=force_custom_plan")
+    }
+
+    @Test func keepsTheCallersOptionsAfterTheSessionDefaults() throws {
+        let config = try PostgresConfig(url: "postgres://u@127.0.0.1/db?options=-c%20plan_cache_mode%3Dauto%20-c%20work_mem%3D8MB")
+        let keywords = Dictionary(uniqueKeysWithValues: config.connectionParameters(address: "127.0.0.1"))
+        #expect(keywords["options"] == "-c plan_cache_mode=force_custom_plan -c plan_cache_mode=auto -c work_mem=8MB")
     }
 
     @Test func mapsLocalhostAndIPv6WithoutALookup() throws {

@@ -66,6 +66,37 @@ import UVLoop
         #expect(loop.shutdown() == 0)
     }
 
+    /// A statement the connection prepared by itself is planned for each
+    /// execution: a generic plan made while a table was nearly empty would
+    /// otherwise stay for the session (a sequential scan per call after the
+    /// table has grown), which stalled the outbox applier on new databases.
+    @Test func plansEveryExecutionOfAPreparedStatementForItsParameters() async throws {
+        let loop = try EventLoop()
+        let connection = try await connected(loop)
+        let table = uniqueName("plans")
+        // Rows as wide as a run's: on a table this small the planner's
+        // generic plan is a sequential scan, and the default plan cache takes it.
+        _ = try await connection.query("""
+            CREATE TEMP TABLE \(table) (id text PRIMARY KEY, status text NOT NULL DEFAULT 'Q', v int NOT NULL DEFAULT 0,
+                                        a text, b text, c text, d text, e text, f text, g text, h text)
+            """)
+        _ = try await connection.query("INSERT INTO \(table) (id) SELECT 'r' || g FROM generate_series(0, 9) g")
+        let update = "UPDATE \(table) SET v = v + 1 FROM unnest($1::text[]) AS x(id) WHERE \(table).id = x.id AND status = 'Q'"
+        for i in 0..<8 {
+            _ = try await connection.query(update, [.textArray(["r\(i)"])])
+        }
+        _ = try await connection.query("INSERT INTO \(table) (id) SELECT 'r' || g FROM generate_series(10, 9999) g")
+        _ = try await connection.query(update, [.textArray((0..<10).map { "r\($0)" })])
+        let plans = try await connection.query(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1", [.text(update)])
+        #expect(plans.count == 1)
+        #expect(plans.first?.int64("generic_plans") == 0)
+        #expect(plans.first?.int64("custom_plans") == 9)
+        #expect(try await connection.query("SHOW plan_cache_mode")[0]["plan_cache_mode"] == "force_custom_plan")
+        await connection.close()
+        #expect(loop.shutdown() == 0)
+    }
+
     @Test func sendsRequestsQueuedWhileConnecting() async throws {
         let loop = try EventLoop()
         let connection = PostgresConnection(loop: loop, config: try testConfig())

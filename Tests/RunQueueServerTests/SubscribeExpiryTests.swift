@@ -30,12 +30,26 @@ import UVLoop
             let rc = withUnsafePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            guard rc == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
+            guard rc == 0 else { Glibc.close(fd); throw POSIXError(.ECONNREFUSED) }
             var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         }
 
-        deinit { close(fd) }
+        deinit { close() }
+
+        private(set) var isClosed = false
+
+        func close() {
+            guard !isClosed else { return }
+            isClosed = true
+            Glibc.close(fd)
+        }
+
+        /// Makes `close()` abortive: the peer gets a reset, not an orderly end.
+        func setResetOnClose() {
+            var option = linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        }
 
         func send(_ callID: UInt64, _ call: Call) throws {
             let bytes = FrameEncoder.frame(WireCodec.encodeRequest(Request(callID: callID, call: call)))

@@ -1,0 +1,190 @@
+import Foundation
+import RunQueueClient
+import RunQueueCore
+import Synchronization
+import Testing
+import TestSupport
+
+/// Expiry events reach subscribers as the runs expire, whatever came
+/// before: a server whose database was new when its first runs expired one
+/// at a time, and subscribers that join, pause, resume and leave while
+/// thousands of runs expire. Each test has its own redis-server and
+/// database (a new database is part of what is tested), and reads the
+/// expected events from the log in PostgreSQL.
+@Suite(.serialized) struct ExpiryDeliveryTests {
+    typealias Names = QueueEngineTests.Names
+    typealias StreamSocket = SubscribeExpiryTests.StreamSocket
+
+    /// One SubscribeExpiry stream on a raw socket, read by a thread of its
+    /// own (a blocking reader must not hold one of the few cooperative
+    /// threads). `pause()` stops reading: with a small receive buffer the
+    /// server's flow control then holds the stream back.
+    final class Subscriber: @unchecked Sendable {
+        let filter: ExpiryFilter
+        let liveFrom: UInt64
+        private let socket: StreamSocket
+        private let state = Mutex<(events: [ExpiryEvent], paused: Bool, stopped: Bool, end: Status?)>(([], false, false, nil))
+        private let finished = Mutex(false)
+
+        init(port: UInt16, filter: ExpiryFilter, receiveBuffer: Int32? = nil) throws {
+            self.filter = filter
+            socket = try StreamSocket(port: port, receiveBuffer: receiveBuffer, timeoutSeconds: 1)
+            liveFrom = try socket.subscribe(SubscribeExpiryRequest(filter: filter))
+            let thread = Thread { [self] in readLoop() }
+            thread.start()
+        }
+
+        deinit { stopAndClose() }
+
+        private func readLoop() {
+            while true {
+                let (paused, stopped) = state.withLock { ($0.paused, $0.stopped) }
+                if stopped { break }
+                if paused {
+                    usleep(5_000)
+                    continue
+                }
+                do {
+                    let response = try socket.next()
+                    if case .expiryEvent(let event)? = response.result {
+                        state.withLock { $0.events.append(event) }
+                    } else if response.endOfStream {
+                        state.withLock { $0.end = response.status }
+                        break
+                    }
+                } catch let error as RunQueueError where error.code == .deadlineExceeded {
+                    continue  // nothing within the socket's timeout: look at the flags again
+                } catch {
+                    break
+                }
+            }
+            finished.withLock { $0 = true }
+        }
+
+        var events: [ExpiryEvent] { state.withLock { $0.events } }
+        var end: Status? { state.withLock { $0.end } }
+
+        func pause() { state.withLock { $0.paused = true } }
+        func resume() { state.withLock { $0.paused = false } }
+
+        /// Leaves with a Cancel for the stream and waits for its end.
+        func cancel() async throws {
+            try socket.send(2, .cancel(CancelRequest(targetCallID: 1)))
+            #expect(try await RunQueueServerTests.waitFor(seconds: 30) { self.end != nil })
+            #expect(end?.code == .cancelled)
+            stopAndClose()
+        }
+
+        /// Leaves by closing the socket, without Cancel: an orderly close,
+        /// or with `reset` an abortive one (RST, unread data discarded).
+        func drop(reset: Bool) {
+            if reset { socket.setResetOnClose() }
+            stopAndClose()
+        }
+
+        /// Stops the reader, then closes: the thread finishes its current
+        /// read (at most the socket's 1 s timeout) before the descriptor goes.
+        private func stopAndClose() {
+            state.withLock { $0.stopped = true }
+            while !finished.withLock({ $0 }) { usleep(1_000) }
+            socket.close()
+        }
+
+        /// Waits until this subscriber holds `count` events; false after `seconds`.
+        func waitForEvents(_ count: Int, seconds: Double = 60) async throws -> Bool {
+            try await RunQueueServerTests.waitFor(seconds: seconds) { self.events.count >= count }
+        }
+    }
+
+    /// The logged events matching `filter` with a cursor after `after`, in
+    /// cursor order: what a subscriber that started there must receive.
+    static func logged(_ database: String, after: UInt64, _ filter: ExpiryFilter) throws -> [String] {
+        var conditions = ["cursor > \(after)"]
+        for (column, value) in [("org_id", filter.orgID), ("project_id", filter.projectID),
+                                ("environment_id", filter.environmentID), ("queue", filter.queue)] where !value.isEmpty {
+            conditions.append("\(column) = '\(value)'")
+        }
+        let rows = try psql(database, "SELECT cursor || ' ' || run_id FROM expiry_events WHERE \(conditions.joined(separator: " AND ")) ORDER BY cursor")
+        return rows.split(separator: "\n").map(String.init)
+    }
+
+    static func received(_ events: [ExpiryEvent]) -> [String] { events.map { "\($0.cursor) \($0.runID)" } }
+
+    static func enqueue(_ client: RunQueueConnection, _ runs: [RunDescriptor], batch: Int) async throws {
+        for start in stride(from: 0, to: runs.count, by: batch) {
+            let slice = Array(runs[start..<min(runs.count, start + batch)])
+            guard case .enqueueBatch(let r)? = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: slice))) else {
+                throw RunQueueError(.internal, "EnqueueBatch answered another method")
+            }
+            #expect(r.results.allSatisfy { $0.status.code == .ok })
+        }
+    }
+
+    /// Rows the server's sessions read from `runs` by scanning the whole
+    /// table, once every session has ended (a backend reports its counters
+    /// when it exits).
+    static func runsScannedRows(_ database: String) async throws -> Int {
+        let name = String(database[database.index(after: database.lastIndex(of: "/")!)...])
+        #expect(try await waitFor(seconds: 30) {
+            try psql(database, "SELECT count(*) FROM pg_stat_activity WHERE datname = '\(name)' AND pid <> pg_backend_pid()") == "0"
+        })
+        return Int(try psql(database, "SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'runs'")) ?? -1
+    }
+
+    /// The sequence that once stalled delivery for tens of seconds. On a new
+    /// database, single expiries applied one at a time left the outbox
+    /// applier's prepared statements on a generic plan costed for an empty
+    /// `runs` table (a sequential scan per call); once thousands of runs
+    /// expired, every apply scanned the whole table while holding up the
+    /// events of every shard behind it. B must get every event of its
+    /// filter, and the server must have found each expired run by its key.
+    @Test func aSubscriberAfterAnEarlierOneCameAndWentGetsEveryEventWhileTheStoreFindsRunsByKey() async throws {
+        let redis = try CrashTests.OwnRedis()
+        let database = try CrashTests.ownDatabase()
+        defer { database.drop() }
+        // No reconciler pass during the test: its reads may scan `runs` legitimately.
+        let server = ServerProcess(redisURL: redis.url, databaseURL: database.url,
+                                   ["RUNQUEUE_RECONCILE_INTERVAL_MS": "3600000"])
+        try server.launch()
+        defer { server.kill() }
+        let n = Names()
+        let producer = try await server.connect()
+
+        // Subscriber A sees single runs of E1 expire, one apply at a time.
+        let a = try Subscriber(port: server.port, filter: ExpiryFilter(environmentID: n("E1")))
+        for i in 0..<8 {
+            let run = n.run("a\(i)", env: "E1", ttl: "1s")
+            guard case .enqueue? = try await producer.call(.enqueue(EnqueueRequest(run: run))) else {
+                throw RunQueueError(.internal, "Enqueue answered another method")
+            }
+            #expect(try await a.waitForEvents(i + 1, seconds: 30), "A missed the expiry of run \(i)")
+        }
+        #expect(a.events.map(\.runID) == (0..<8).map { n("a\($0)") })
+        // A and the producer go away without Cancel.
+        a.drop(reset: false)
+        await producer.close()
+
+        // Subscriber B on a new project; 20,000 runs with TTLs of 1..10 s in 8 environments.
+        var filter = ExpiryFilter()
+        filter.projectID = n("P2")
+        let b = try Subscriber(port: server.port, filter: filter)
+        let client = try await server.connect()
+        let runs = (0..<20_000).map { i in
+            var run = n.run("b\(i)", env: "E2_\(i % 8)", ttl: "\(i % 10 + 1)s")
+            run.projectID = n("P2")
+            return run
+        }
+        try await Self.enqueue(client, runs, batch: 40)
+        #expect(try await b.waitForEvents(runs.count, seconds: 120), "B has \(b.events.count) of \(runs.count) events")
+        #expect(Self.received(b.events) == (try Self.logged(database.url, after: b.liveFrom, filter)))
+        #expect(Set(b.events.map(\.runID)) == Set(runs.map(\.runID)))
+        await client.close()
+        b.drop(reset: false)
+
+        server.kill()
+        // Under the stale generic plan every apply pass read the whole table
+        // (hundreds of thousands of rows over the test); found by key, none.
+        let scanned = try await Self.runsScannedRows(database.url)
+        #expect(scanned >= 0 && scanned < runs.count, "the server scanned \(scanned) rows of runs")
+    }
+}
