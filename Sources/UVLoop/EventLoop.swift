@@ -11,6 +11,9 @@
 //   force-closing them so `uv_loop_close` always succeeds.
 internal import CLibUV
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public final class EventLoop: @unchecked Sendable {
     let loop: UnsafeMutablePointer<uv_loop_t>
@@ -33,7 +36,13 @@ public final class EventLoop: @unchecked Sendable {
     public let name: String
 
     /// Creates the loop and starts its thread.
+    ///
+    /// Also sets SIGPIPE to be ignored, for the whole process: libuv and
+    /// hiredis write to sockets with write(2), and a write to a socket whose
+    /// peer reset it would otherwise end the process (exit 141). A peer,
+    /// hostile or not, must never be able to stop whatever hosts a loop.
     public init(name: String = "uv-loop") throws {
+        signal(SIGPIPE, SIG_IGN)
         self.name = name
         loop = .allocate(capacity: 1)
         try UVError.check(uv_loop_init(loop), "uv_loop_init")

@@ -6,9 +6,6 @@ import Logging
 import RunQueueServer
 
 func runServer() async -> Int32 {
-    // libuv and hiredis write to sockets whose peer may be gone: without this
-    // the second write after a reset kills the process (exit 141).
-    signal(SIGPIPE, SIG_IGN)
     let arguments = Array(CommandLine.arguments.dropFirst())
     if arguments.contains("--help") || arguments.contains("-h") {
         print(ServerConfig.usage)

@@ -8,7 +8,6 @@ import UVLoop
 @Suite struct RedisConnectionTests {
     @Test func reportsRefusedConnectWithinASecondAndFailsCommandsFast() async throws {
         let loop = try EventLoop()
-        ignoreSIGPIPE()
         let config = RedisConfig(port: TestServices.unusedPort(), reconnectMinMs: 60_000)
         // Timed on the loop thread, from connect() to the report, so a busy
         // test scheduler does not count against the driver.
@@ -57,7 +56,6 @@ import UVLoop
 
     @Test func connectTimesOutWhenTheServerNeverAnswers() async throws {
         let loop = try EventLoop()
-        ignoreSIGPIPE()
         let (failure, elapsed) = await withCheckedContinuation { (c: CheckedContinuation<(RedisError?, Duration), Never>) in
             loop.execute {
                 let start = ContinuousClock.now
@@ -189,7 +187,6 @@ import UVLoop
         config.reconnectMaxMs = 200
         config.connectTimeoutMs = 1_000
         let log = StateLog()
-        ignoreSIGPIPE()
         let settings = config
         let connection = try await loop.submit {
             let connection = RedisConnection(loop: loop, config: settings)

@@ -29,7 +29,6 @@ final class SubscriberLog: Sendable {
 /// Creates a subscriber on `loop` that records into `log`, and connects it.
 func startSubscriber(_ loop: EventLoop, _ config: RedisConfig, _ channels: [String], _ log: SubscriberLog,
                      healthCheckIntervalMs: UInt64 = 10_000) async throws -> RedisSubscriber {
-    ignoreSIGPIPE()
     return try await loop.submit {
         let subscriber = RedisSubscriber(loop: loop, config: config, channels: channels)
         subscriber.healthCheckIntervalMs = healthCheckIntervalMs
@@ -262,7 +261,6 @@ func subscriberCount(_ connection: RedisConnection, _ channel: String, becomes e
 
     @Test func closeLeavesNoHandleWhileConnectingOrWaitingToReconnect() async throws {
         let loop = try EventLoop()
-        ignoreSIGPIPE()
         let shared = try sharedRedisConfig()
         // Closed in the same loop turn as connect(): TCP has not even connected.
         let stateAfter = try await loop.submit { () -> RedisConnection.State in

@@ -70,15 +70,8 @@ func uniqueKey(_ name: String) -> String {
     "test:redisdriver:\(UUID().uuidString):\(name)"
 }
 
-/// hiredis writes with plain write(2): a write to a socket the server reset
-/// would kill the test process with SIGPIPE (runqueued ignores it in main).
-func ignoreSIGPIPE() {
-    signal(SIGPIPE, SIG_IGN)
-}
-
 /// Creates and starts a connection on `loop`, optionally waiting until it is up.
 func startConnection(_ loop: EventLoop, _ config: RedisConfig, waitMs: UInt64? = 3_000) async throws -> RedisConnection {
-    ignoreSIGPIPE()
     let connection = try await loop.submit {
         let connection = RedisConnection(loop: loop, config: config)
         connection.connect()

@@ -1,6 +1,7 @@
 import Foundation
 import RunQueueClient
 import RunQueueCore
+import RunQueueServer
 import Synchronization
 import Testing
 import TestSupport
@@ -52,7 +53,7 @@ import TestSupport
                         state.withLock { $0.end = response.status }
                         break
                     }
-                } catch let error as RunQueueError where error.code == .deadlineExceeded {
+                } catch let error as RunQueueError where error.code == .deadlineExceeded && !socket.atEOF {
                     continue  // nothing within the socket's timeout: look at the flags again
                 } catch {
                     break
@@ -67,9 +68,11 @@ import TestSupport
         func pause() { state.withLock { $0.paused = true } }
         func resume() { state.withLock { $0.paused = false } }
 
-        /// Leaves with a Cancel for the stream and waits for its end.
+        /// Leaves with a Cancel for the stream and waits for its end (reading
+        /// again if paused: the end comes after the events queued before it).
         func cancel() async throws {
             try socket.send(2, .cancel(CancelRequest(targetCallID: 1)))
+            resume()
             #expect(try await RunQueueServerTests.waitFor(seconds: 30) { self.end != nil })
             #expect(end?.code == .cancelled)
             stopAndClose()
@@ -186,5 +189,130 @@ import TestSupport
         // (hundreds of thousands of rows over the test); found by key, none.
         let scanned = try await Self.runsScannedRows(database.url)
         #expect(scanned >= 0 && scanned < runs.count, "the server scanned \(scanned) rows of runs")
+    }
+
+    /// Events in the log so far.
+    static func loggedCount(_ database: String) throws -> Int {
+        Int(try psql(database, "SELECT count(*) FROM expiry_events")) ?? 0
+    }
+
+    /// While 20,000 runs expire over 10 s, subscribers with different
+    /// filters join, read, pause (long enough to fall behind the server's
+    /// buffer), resume and leave (Cancel, an orderly close, a reset). Each
+    /// subscriber that stays gets exactly the logged events of its filter
+    /// after its start, once, in cursor order; each Cancel ends its stream
+    /// with CANCELLED.
+    @Test func subscribersThatComeAndGoDuringAMassExpiryLeaveEveryStayerEveryEventOnce() async throws {
+        // A server of this process with a small event buffer and small
+        // connection queues: a subscriber that stops reading is held back
+        // by the server soon, and one that resumes far behind pages from
+        // PostgreSQL (the counters show both happened).
+        ExpiryTuning.bufferCapacity = 100
+        ExpiryTuning.pageSize = 100
+        defer {
+            ExpiryTuning.bufferCapacity = nil
+            ExpiryTuning.pageSize = nil
+        }
+        let redis = try CrashTests.OwnRedis()
+        let database = try CrashTests.ownDatabase()
+        defer { database.drop() }
+        let (test, client) = try await QueueEngineTests.started {
+            $0.redisURL = redis.url
+            $0.databaseURL = database.url
+            $0.maxQueuedResponseBytes = 16 << 10
+        }
+        let pausesBefore = ExpiryTuning.pauses
+        let pagesBefore = ExpiryTuning.pages
+        let n = Names()
+        // 8 environments in 4 projects of 2 organisations, 2 queues; TTLs of 1..10 s.
+        let total = 20_000
+        let runs = (0..<total).map { i in
+            let env = i % 8
+            var run = n.run("r\(i)", env: "e\(env)", queue: "q\(i % 2)", ttl: "\(i % 10 + 1)s")
+            run.projectID = n("p\(env % 4)")
+            run.orgID = n("o\(env % 2)")
+            return run
+        }
+        let all = ExpiryFilter()
+        let org0 = ExpiryFilter(orgID: n("o0"))
+        var project1Queue1 = ExpiryFilter(projectID: n("p1"))
+        project1Queue1.queue = "q1"
+        let env5 = ExpiryFilter(environmentID: n("e5"))
+
+        // Stayers: two join before the runs exist; the org's reads through a small buffer.
+        let everything = try Subscriber(port: test.port, filter: all)
+        let orgReader = try Subscriber(port: test.port, filter: org0, receiveBuffer: 4096)
+        try await Self.enqueue(client, runs, batch: 1000)
+        var stayers = [everything, orgReader]
+
+        var leavers: [Subscriber] = []
+        var cancelled: [Subscriber] = []
+        var joinedProject = false, joinedEnv = false, orgPaused = false, orgResumed = false
+        var envPausedAt: Int?
+        var logged = 0
+        var round = 0
+        while logged < total {
+            logged = try Self.loggedCount(database.url)
+            // The org's reader stops reading after 500 events and resumes
+            // 12,000 events later, far behind the 100 the server keeps in memory.
+            if !orgPaused && orgReader.events.count >= 500 {
+                orgReader.pause()
+                orgPaused = true
+            }
+            if orgPaused && !orgResumed && logged >= min(total, 500 + 12_000) {
+                orgReader.resume()
+                orgResumed = true
+            }
+            if !joinedProject && logged >= 3_000 {
+                stayers.append(try Subscriber(port: test.port, filter: project1Queue1))
+                joinedProject = true
+            }
+            if !joinedEnv && logged >= 8_000 {
+                let env = try Subscriber(port: test.port, filter: env5, receiveBuffer: 4096)
+                env.pause()
+                envPausedAt = logged
+                stayers.append(env)
+                joinedEnv = true
+            }
+            if let at = envPausedAt, logged >= at + 2_000 {
+                stayers.last?.resume()
+                envPausedAt = nil
+            }
+            // Churn: a subscriber joins, reads or stops reading, and leaves one of three ways.
+            let filters = [all, org0, project1Queue1, env5]
+            let leaver = try Subscriber(port: test.port, filter: filters[round % filters.count], receiveBuffer: 4096)
+            if round % 2 == 1 { leaver.pause() }
+            let before = logged
+            _ = try await waitFor(seconds: 30) { try leaver.events.count > 0 || Self.loggedCount(database.url) >= min(total, before + 300) }
+            switch round % 3 {
+            case 0:
+                try await leaver.cancel()
+                cancelled.append(leaver)
+            case 1: leaver.drop(reset: false)
+            default: leaver.drop(reset: true)
+            }
+            leavers.append(leaver)
+            round += 1
+        }
+        #expect(orgResumed, "the org's reader never resumed")
+        stayers.last?.resume()
+        #expect(round >= 10, "only \(round) subscribers came and went")
+
+        for stayer in stayers {
+            let expected = try Self.logged(database.url, after: stayer.liveFrom, stayer.filter)
+            #expect(try await stayer.waitForEvents(expected.count, seconds: 60),
+                    "a subscriber (\(stayer.filter)) has \(stayer.events.count) of \(expected.count) events")
+            #expect(Self.received(stayer.events) == expected, "a subscriber (\(stayer.filter)) got other events than the log holds")
+        }
+        #expect(everything.events.count == total)
+        #expect(cancelled.allSatisfy { $0.end?.code == .cancelled })
+        // Still serving: a new subscriber opens and the leavers' streams are gone.
+        let late = try Subscriber(port: test.port, filter: all)
+        #expect(late.liveFrom >= everything.events.last?.cursor ?? 0)
+        for subscriber in stayers + [late] { subscriber.drop(reset: false) }
+        #expect(ExpiryTuning.pauses > pausesBefore, "no stream was ever held back")
+        #expect(ExpiryTuning.pages > pagesBefore, "no stream read the log from PostgreSQL")
+        await client.close()
+        #expect(await test.server.stop() == 0)
     }
 }

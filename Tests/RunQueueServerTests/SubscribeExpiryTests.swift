@@ -38,6 +38,8 @@ import UVLoop
         deinit { close() }
 
         private(set) var isClosed = false
+        /// The server closed the connection (a read timeout leaves this false).
+        private(set) var atEOF = false
 
         func close() {
             guard !isClosed else { return }
@@ -65,6 +67,7 @@ import UVLoop
             var chunk = [UInt8](repeating: 0, count: 65536)
             while buffer.count < count {
                 let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n == 0 { atEOF = true }
                 if n <= 0 { return nil }
                 buffer.append(contentsOf: chunk[0..<n])
             }
