@@ -1,14 +1,14 @@
 # runqueue — the two commands a newcomer needs:
 #   make run    install what is missing, start local Redis + PostgreSQL, build and run runqueued
 #   make test   the same set-up, then every check and test (what .ci/run calls)
-# Other targets: make setup | services | stop | build | bench (bench-ping, bench-memory, bench-cycle, bench-expiry, bench-compare; see bench/README.md) | gen-proto | clean
+# Other targets: make setup | services | stop | build | bench (bench-ping, bench-memory, bench-cycle, bench-expiry, bench-churn, bench-compare; see bench/README.md) | gen-proto | clean
 
 SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 SERVICES := scripts/services
 SERVICE_ENV = eval "$$($(SERVICES) env)"
 
-.PHONY: run test setup services stop build build-release check-generated test-swift test-python bench bench-ping bench-memory bench-cycle bench-expiry bench-compare gen-proto clean
+.PHONY: run test setup services stop build build-release check-generated test-swift test-python bench bench-ping bench-memory bench-cycle bench-expiry bench-churn bench-compare gen-proto clean
 
 run: setup services build-release
 	@$(SERVICE_ENV); echo "runqueued on $${RUNQUEUE_LISTEN:-127.0.0.1:7420} (Ctrl-C stops it; 'make stop' stops Redis and PostgreSQL)"; \
@@ -50,7 +50,7 @@ test-python: build
 	@$(SERVICE_ENV); cd clients/python && python3 -m pytest -q tests
 
 # Benchmarks print their figures next to a baseline measured in the same run (bench/README.md).
-bench: bench-ping bench-memory bench-cycle bench-expiry bench-compare
+bench: bench-ping bench-memory bench-cycle bench-expiry bench-churn bench-compare
 
 bench-ping: setup services build-release
 	swift build -c release --product runqueue-bench-ping
@@ -71,6 +71,12 @@ bench-cycle: setup services build-release
 bench-expiry: setup services build-release
 	swift build -c release --product runqueue-bench-expiry
 	@$(SERVICE_ENV); .build/release/runqueue-bench-expiry
+
+# Expiry lateness of a subscriber that joins after subscribers came and went, beside one
+# on a fresh server; each server on its own redis-server and a fresh database.
+bench-churn: setup services build-release
+	swift build -c release --product runqueue-bench-churn
+	@$(SERVICE_ENV); .build/release/runqueue-bench-churn
 
 # Side by side with the reference layout, BullMQ and RabbitMQ (installs the peers if missing,
 # runs each on private ports by pid); writes bench/RESULTS.md. About 5 minutes on 2 cores.

@@ -95,6 +95,11 @@ let package = Package(
             dependencies: ["BenchSupport", "RunQueueClient", "RunQueueCore", "RedisDriver", "UVLoop"],
             path: "bench/expiry"
         ),
+        .executableTarget(
+            name: "runqueue-bench-churn",
+            dependencies: ["BenchSupport", "RunQueueClient", "RunQueueCore", "RunQueueEncoding", "TestSupport", "UVLoop"],
+            path: "bench/churn"
+        ),
         .target(name: "BenchSupport", dependencies: ["RunQueueClient", "RunQueueCore", "UVLoop"], path: "bench/support"),
         .executableTarget(
             name: "runqueue-bench-scale",

@@ -42,144 +42,6 @@ import RunQueueCore
 import Synchronization
 import UVLoop
 
-/// Wall-clock milliseconds, with microseconds.
-func wallMs() -> Double { Date().timeIntervalSince1970 * 1000 }
-
-func randomName(_ length: Int) -> String {
-    String((0..<length).map { _ in "0123456789abcdefghijklmnopqrstuvwxyz".randomElement()! })
-}
-
-/// p50 / p90 / p99 / max of `values` (ms), or nil when empty.
-func summary(_ values: [Double]) -> (p50: Double, p90: Double, p99: Double, max: Double)? {
-    guard !values.isEmpty else { return nil }
-    let sorted = values.sorted()
-    func at(_ q: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))] }
-    return (at(0.50), at(0.90), at(0.99), sorted[sorted.count - 1])
-}
-
-// MARK: the private Redis and database
-
-final class PrivateRedis {
-    let port = freePort()
-    let process = Process()
-
-    init() throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try spawn(process)
-        for _ in 0..<200 {
-            if (try? run("redis-cli", ["-p", String(port), "PING"]))?.contains("PONG") == true { return }
-            usleep(25_000)
-        }
-        throw BenchError("redis-server on port \(port) did not answer")
-    }
-
-    var url: String { "redis://127.0.0.1:\(port)" }
-
-    func version() -> String {
-        let info = (try? run("redis-cli", ["-p", String(port), "INFO", "server"])) ?? ""
-        let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }
-        return line.map { String($0.dropFirst("redis_version:".count)) } ?? "?"
-    }
-
-    func stop() { BenchSupport.stop(process) }
-}
-
-struct Database {
-    let admin: String
-    let name = "rq_bench_expiry_" + randomName(8)
-
-    var url: String { String(admin[..<(admin.lastIndex(of: "/") ?? admin.endIndex)]) + "/" + name }
-
-    func create() throws { try run("psql", [admin, "-qc", "CREATE DATABASE \(name)"]) }
-    func drop() { _ = try? run("psql", [admin, "-qc", "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"]) }
-
-    func scalar(_ sql: String) throws -> Int {
-        let text = try run("psql", [url, "-tAqc", sql]).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let value = Int(text) else { throw BenchError("psql answered \"\(text)\" to \(sql)") }
-        return value
-    }
-}
-
-// MARK: the subscriber
-
-/// One SubscribeExpiry subscriber recording each event with its arrival time.
-/// `probe` is a copy of the iterator the task iterates; both share one driver, so the probe sees when the stream started and can cancel it. (The iterator
-/// type is not Sendable; the probe is only used for those two thread-safe
-/// operations.)
-final class Subscriber: @unchecked Sendable {
-    struct Sample: Sendable {
-        var runID: String
-        var cursor: UInt64
-        var receivedMs: Double
-        var expiresAtMs: Int64
-    }
-
-    let samples = Mutex<[Sample]>([])
-    let count = Atomic<Int>(0)
-    let failure = Mutex<String?>(nil)
-    private let probe: ExpirySubscription.Iterator
-    private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
-
-    /// Subscribes live to `org`'s events and returns once the server confirmed the subscription.
-    init(port: UInt16, org: String) async throws {
-        let client = RunQueueClient(RunQueueClientConfiguration(server: SocketAddress(host: "127.0.0.1", port: port)))
-        probe = client.subscribeExpiry(filter: ExpiryFilter(orgID: org)).makeAsyncIterator()
-        task.withLock {
-            $0 = Task { [self] in
-                var iterator = probe
-                do {
-                    while let event = try await iterator.next() {
-                        let now = wallMs()
-                        samples.withLock {
-                            $0.append(Sample(runID: event.runID, cursor: event.cursor, receivedMs: now, expiresAtMs: event.expiresAtMs))
-                        }
-                        count.add(1, ordering: .relaxed)
-                    }
-                } catch {
-                    failure.withLock { $0 = "\(error)" }
-                }
-            }
-        }
-        let limit = ContinuousClock.now + .seconds(30)
-        while probe.liveFromCursor == nil {
-            if let error = failure.withLock({ $0 }) { throw BenchError("SubscribeExpiry failed: \(error)") }
-            if ContinuousClock.now > limit { throw BenchError("SubscribeExpiry did not start within 30 s") }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-    }
-
-    /// Waits until `expected` events arrived or `deadline` passed.
-    func wait(for expected: Int, until deadline: ContinuousClock.Instant) async throws {
-        while count.load(ordering: .relaxed) < expected && ContinuousClock.now < deadline && failure.withLock({ $0 }) == nil {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-    }
-
-    func cancel() async {
-        probe.cancel()
-        await task.withLock { $0 }?.value
-    }
-
-    /// Exactly once and in order: every run in `expected` had one event, no
-    /// other event came, and cursors strictly increased.
-    func check(expected: Set<String>) -> (ok: Bool, text: String) {
-        let all = samples.withLock { $0 }
-        var seen: [String: Int] = [:]
-        for sample in all { seen[sample.runID, default: 0] += 1 }
-        let missing = expected.filter { seen[$0] == nil }.count
-        let duplicated = seen.values.filter { $0 > 1 }.count
-        let unexpected = seen.keys.filter { !expected.contains($0) }.count
-        let ordered = zip(all, all.dropFirst()).allSatisfy { $0.cursor < $1.cursor }
-        let ok = missing == 0 && duplicated == 0 && unexpected == 0 && ordered && failure.withLock({ $0 }) == nil
-        let error = failure.withLock { $0 }.map { ", subscriber error: \($0)" } ?? ""
-        return (ok, "\(ok ? "ok" : "FAILED"): \(all.count) events for \(expected.count) runs, \(missing) missing, \(duplicated) runs with "
-                    + "more than one event, \(unexpected) unknown, cursors \(ordered ? "strictly increasing" : "NOT in order")\(error)")
-    }
-}
-
 // MARK: runqueued
 
 struct Workload {
@@ -221,21 +83,6 @@ struct Workload {
         }
         return runs.map(\.runID)
     }
-}
-
-func startServer(redis: PrivateRedis, database: Database, runqueued: String, settings: [String: String]) async throws -> (Process, UInt16) {
-    let port = freePort()
-    let server = Process()
-    server.executableURL = URL(fileURLWithPath: runqueued)
-    var environment = ProcessInfo.processInfo.environment
-    environment.merge(["RUNQUEUE_LISTEN": "127.0.0.1:\(port)", "RUNQUEUE_REDIS_URL": redis.url, "RUNQUEUE_DATABASE_URL": database.url,
-                       "RUNQUEUE_LOG_LEVEL": environment["RUNQUEUE_LOG_LEVEL"] ?? "error"]) { $1 }
-    environment.merge(settings) { $1 }
-    server.environment = environment
-    server.standardOutput = FileHandle.nullDevice
-    try spawn(server)
-    await (try connectWithRetry(port: port)).close()
-    return (server, port)
 }
 
 // MARK: the reference's poller
@@ -320,13 +167,6 @@ func referencePoller(redisPort: UInt16, runs: Int, spreadMs: Int64, shards: Int 
 
 // MARK: main
 
-func line(_ label: String, _ values: [Double], censored: Int = 0) -> String {
-    guard let s = summary(values) else { return "\(label): no samples" }
-    let mark = censored > 0 ? ">=" : ""
-    return String(format: "%@: p50 %@%.1f  p90 %@%.1f  p99 %@%.1f  max %@%.1f ms  (count %d)",
-                  label, mark, s.p50, mark, s.p90, mark, s.p99, mark, s.max, values.count)
-}
-
 func main() async throws {
     let latenessRuns = intOption("--lateness-runs", 100_000)
     let spreadMs = Int64(intOption("--spread", 10)) * 1000
@@ -363,7 +203,7 @@ func main() async throws {
     }
 
     // 2. Lateness.
-    let latenessSubscriber = try await Subscriber(port: port, org: workload.org("lat"))
+    let latenessSubscriber = try await Subscriber(port: port, filter: ExpiryFilter(orgID: workload.org("lat")))
     var lead = 6000.0
     let firstDue = Int64(wallMs() + lead)
     let enqueueStart = wallMs()
@@ -386,7 +226,7 @@ func main() async throws {
     say("  target p99 <= 50 ms: \((oursSummary?.p99 ?? .infinity) <= 50 ? "met" : "NOT met")")
 
     // 3. Drain.
-    let drainSubscriber = try await Subscriber(port: port, org: workload.org("drain"))
+    let drainSubscriber = try await Subscriber(port: port, filter: ExpiryFilter(orgID: workload.org("drain")))
     lead = max(3000, 1.5 * Double(drainRuns) / enqueueRate * 1000 + 2000)
     let due = Int64(wallMs() + lead)
     let instant = Double(due + 1000)
