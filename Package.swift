@@ -33,22 +33,25 @@ let package = Package(
         .target(name: "RedisDriver", dependencies: ["CHiredis", "CRedisUV", "CLibUV", "UVLoop"]),
         .target(name: "PostgresDriver", dependencies: ["CLibPQ", "CLibUV", "UVLoop"]),
         .target(name: "RunQueueCore"),
-        .target(name: "RunQueueEncoding", dependencies: ["CRunQueueProto", "CProtobufC", "RunQueueCore"]),
+        // The wire: protobuf-c messages and frames (with the drivers, the only Swift that touches C).
+        .target(name: "RunQueueWire", dependencies: ["CRunQueueProto", "CProtobufC", "RunQueueCore"]),
+        // The stored formats of a run in Redis (V2, V3, V4), pure Swift.
+        .target(name: "RunQueueStoredFormat", dependencies: ["RunQueueCore"]),
         .target(name: "RunQueueExpiry", dependencies: ["RunQueueCore"]),
         .target(
             name: "RunQueueStorage",
-            dependencies: ["RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueEncoding", "RunQueueExpiry", "UVLoop"],
+            dependencies: ["RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueStoredFormat", "RunQueueExpiry", "UVLoop"],
             resources: [.copy("Lua")]
         ),
         .target(
             name: "RunQueueServer",
             dependencies: [
-                "UVLoop", "RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueEncoding", "RunQueueStorage", "RunQueueExpiry",
+                "UVLoop", "RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueWire", "RunQueueStorage", "RunQueueExpiry",
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.copy("Migrations")]
         ),
-        .target(name: "RunQueueClient", dependencies: ["UVLoop", "RunQueueCore", "RunQueueEncoding"]),
+        .target(name: "RunQueueClient", dependencies: ["UVLoop", "RunQueueCore", "RunQueueWire"]),
         .executableTarget(
             name: "runqueued",
             dependencies: ["RunQueueServer", .product(name: "Logging", package: "swift-log")]
@@ -77,12 +80,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "runqueue-bench-ping",
-            dependencies: ["BenchSupport", "RunQueueClient", "RunQueueEncoding", "UVLoop"],
+            dependencies: ["BenchSupport", "RunQueueClient", "RunQueueWire", "UVLoop"],
             path: "bench/ping"
         ),
         .executableTarget(
             name: "runqueue-bench-memory",
-            dependencies: ["BenchSupport", "RunQueueStorage", "RedisDriver", "RunQueueCore", "RunQueueEncoding", "UVLoop"],
+            dependencies: ["BenchSupport", "RunQueueStorage", "RedisDriver", "RunQueueCore", "RunQueueStoredFormat", "UVLoop"],
             path: "bench/memory"
         ),
         .executableTarget(
@@ -97,7 +100,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "runqueue-bench-churn",
-            dependencies: ["BenchSupport", "RunQueueClient", "RunQueueCore", "RunQueueEncoding", "TestSupport", "UVLoop"],
+            dependencies: ["BenchSupport", "RunQueueClient", "RunQueueCore", "RunQueueWire", "TestSupport", "UVLoop"],
             path: "bench/churn"
         ),
         .target(name: "BenchSupport", dependencies: ["RunQueueClient", "RunQueueCore", "UVLoop"], path: "bench/support"),
@@ -111,23 +114,24 @@ let package = Package(
         .testTarget(name: "UVLoopTests", dependencies: ["UVLoop", "TestSupport"]),
         .testTarget(name: "RedisDriverTests", dependencies: ["RedisDriver", "UVLoop", "TestSupport"]),
         .testTarget(name: "PostgresDriverTests", dependencies: ["PostgresDriver", "UVLoop", "TestSupport"]),
-        .testTarget(name: "RunQueueEncodingTests", dependencies: ["RunQueueEncoding", "RunQueueCore"]),
+        .testTarget(name: "RunQueueWireTests", dependencies: ["RunQueueWire", "RunQueueCore"]),
+        .testTarget(name: "RunQueueStoredFormatTests", dependencies: ["RunQueueStoredFormat", "RunQueueCore"]),
         .testTarget(name: "RunQueueCoreTests", dependencies: ["RunQueueCore"]),
         .testTarget(name: "RunQueueExpiryTests", dependencies: ["RunQueueExpiry", "RunQueueCore"]),
         .testTarget(
             name: "RunQueueStorageTests",
-            dependencies: ["RunQueueStorage", "RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueEncoding", "UVLoop", "TestSupport"]
+            dependencies: ["RunQueueStorage", "RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueStoredFormat", "UVLoop", "TestSupport"]
         ),
         .testTarget(
             name: "RunQueueClientTests",
             dependencies: [
-                "RunQueueClient", "RunQueueServer", "RunQueueCore", "RunQueueEncoding", "UVLoop", "TestSupport",
+                "RunQueueClient", "RunQueueServer", "RunQueueCore", "RunQueueWire", "UVLoop", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "RunQueueServerTests",
-            dependencies: ["RunQueueServer", "RunQueueClient", "RunQueueEncoding", "RunQueueCore", "UVLoop", "TestSupport"]
+            dependencies: ["RunQueueServer", "RunQueueClient", "RunQueueWire", "RunQueueCore", "UVLoop", "TestSupport"]
         ),
     ]
 )

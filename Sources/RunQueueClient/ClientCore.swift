@@ -18,7 +18,7 @@
 // - A deadline or a task cancellation sends `Cancel` for the call, so a long
 //   poll the client no longer waits for leases nothing on the server.
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueWire
 import UVLoop
 
 final class ClientCore: @unchecked Sendable {

@@ -7,7 +7,7 @@
 // not reconnect: once `isConnected` is false it stays so. `RunQueueClient`
 // pools connections and replaces dropped ones.
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueWire
 import UVLoop
 
 public final class RunQueueConnection: Sendable {

@@ -3,7 +3,7 @@
 // What: every value a client hands us that ends up inside a Redis key, a
 // stored message or an ordering score is checked here before any script
 // runs (protocol.md, "Behaviour every method shares"). The stored-format
-// decoders (RunQueueEncoding) apply the same predicates to what they read back.
+// decoders (RunQueueWire, RunQueueStoredFormat) apply the same predicates to what they read back.
 //
 // Rules (all lengths are UTF-8 BYTES, never characters):
 // - identifiers (`run_id`, `org_id`, `project_id`, `environment_id`,

@@ -17,7 +17,7 @@
 //   server (bound: the queued-bytes cap plus one response per call in progress).
 import Logging
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueWire
 import UVLoop
 
 final class ServerConnection {

@@ -5,7 +5,7 @@
 // inside a V2/V3 message: failures write the side value, never the message.
 import RedisDriver
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueStoredFormat
 
 enum ClaimDecoder {
     struct ShapeError: Error, CustomStringConvertible {

@@ -3,7 +3,7 @@
 // drain. See OutboxApplier for who calls these.
 import RedisDriver
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueStoredFormat
 
 /// One change waiting for PostgreSQL.
 public struct OutboxEntry: Sendable, Equatable {

@@ -8,7 +8,7 @@
 import Foundation
 import RedisDriver
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueStoredFormat
 
 public final class QueueStore: @unchecked Sendable {
     public let redis: RedisConnection

@@ -1,5 +1,5 @@
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueStoredFormat
 
 /// Writes a new run's message in the configured V2 or V3 format.
 enum StoredMessageCodec {

@@ -1,5 +1,5 @@
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueWire
 import Testing
 @testable import RunQueueClient
 

@@ -1,6 +1,6 @@
 import Foundation
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueWire
 
 /// A scripted stand-in for runqueued: the test accepts each connection,
 /// reads the client's requests and writes exactly the responses (or the

@@ -1,7 +1,7 @@
 import Foundation
 import RunQueueClient
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueWire
 import Synchronization
 import Testing
 import TestSupport

@@ -1,7 +1,7 @@
 import Foundation
 import RunQueueClient
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueWire
 @testable import RunQueueServer
 import Testing
 import TestSupport

@@ -1,7 +1,7 @@
 import Foundation
 import RedisDriver
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueStoredFormat
 import RunQueueStorage
 import Testing
 

@@ -22,7 +22,7 @@ import BenchSupport
 import Foundation
 import RunQueueClient
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueWire
 import Synchronization
 import TestSupport
 import UVLoop

@@ -24,7 +24,7 @@ import BenchSupport
 import Foundation
 import RedisDriver
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueStoredFormat
 import RunQueueStorage
 import UVLoop
 

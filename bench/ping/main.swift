@@ -9,7 +9,7 @@
 import BenchSupport
 import Foundation
 import RunQueueClient
-import RunQueueEncoding
+import RunQueueWire
 import UVLoop
 
 func echoServer(port: UInt16) throws -> Never {

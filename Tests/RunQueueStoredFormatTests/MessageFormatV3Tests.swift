@@ -1,5 +1,5 @@
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueStoredFormat
 import Testing
 
 @Suite struct MessageFormatV3Tests {

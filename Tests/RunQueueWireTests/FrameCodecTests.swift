@@ -1,4 +1,4 @@
-import RunQueueEncoding
+import RunQueueWire
 import Testing
 
 @Suite struct FrameCodecTests {

@@ -1,5 +1,5 @@
 import RunQueueCore
-@testable import RunQueueEncoding
+@testable import RunQueueStoredFormat
 import Testing
 
 @Suite struct MessageFormatV2Tests {

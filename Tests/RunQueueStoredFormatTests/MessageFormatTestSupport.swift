@@ -1,5 +1,5 @@
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueStoredFormat
 
 /// Seeded values for the stored-format property tests: a fixed seed gives the
 /// same inputs on every run and machine.

@@ -1,5 +1,5 @@
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueStoredFormat
 import Testing
 
 /// StoredMessage: format detection, the dual read, and the wire view.

@@ -1,5 +1,5 @@
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueWire
 import Testing
 
 /// Bytes produced by Python's `google.protobuf` from the generated

@@ -1,5 +1,5 @@
 import RunQueueCore
-import RunQueueEncoding
+import RunQueueWire
 import Testing
 
 /// Whatever a peer sends, decoding either yields a value or throws WireError;
