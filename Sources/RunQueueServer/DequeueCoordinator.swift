@@ -63,7 +63,8 @@ final class DequeueCoordinator {
     /// keeps failing must not keep a call forever).
     private var gated: [(request: DequeueRequest, leaseMs: Int64, context: CallContext, held: Bool)]? = []
     private var gateTimer: LoopTimer?
-    static let gateMs: UInt64 = 5000
+    /// Longest a Dequeue is held at the gate.
+    private let gateMs: UInt64
     /// Writes the outbox entries claims, lapses and releases append.
     var applier: OutboxApplier?
     /// A claim met a shard whose epoch does not match (its Redis state was lost).
@@ -90,8 +91,10 @@ final class DequeueCoordinator {
         }
     }
 
-    init(loop: EventLoop, store: QueueStore, clock: ServiceClock, logger: Logger, maxFrameBytes: Int, housekeepingMs: UInt64) {
+    init(loop: EventLoop, store: QueueStore, clock: ServiceClock, logger: Logger, maxFrameBytes: Int, housekeepingMs: UInt64,
+         gateMs: UInt64) {
         self.loop = loop
+        self.gateMs = gateMs
         self.store = store
         self.clock = clock
         self.logger = logger
@@ -112,7 +115,7 @@ final class DequeueCoordinator {
     }
 
     private func armGateTimer() {
-        gateTimer = loop.schedule(afterMs: Self.gateMs) { [unowned self] in
+        gateTimer = loop.schedule(afterMs: gateMs) { [unowned self] in
             gateTimer = nil
             if gated != nil { logger.warning("serving Dequeue before the check or rebuild of Redis finished") }
             openGate()

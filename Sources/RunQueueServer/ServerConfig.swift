@@ -38,6 +38,9 @@ public struct ServerConfig: Sendable {
     public var defaultMaxTTLMs: Int64?
     /// How often every shard's lapses are applied and empty-shard hints dropped.
     public var housekeepingIntervalMs: UInt64 = 1000
+    /// Longest a Dequeue is held while Redis is checked against PostgreSQL or
+    /// rebuilt from it; past it the Dequeue is served from what Redis holds.
+    public var rebuildHoldMs: UInt64 = 5000
     /// Finished runs (COMPLETED, EXPIRED, DEAD_LETTERED) are deleted after this long.
     public var runRetentionMs: Int64 = 7 * 86_400_000
     /// How often the reconciler re-adds recent QUEUED rows missing from Redis.
@@ -190,6 +193,9 @@ public struct ServerConfig: Sendable {
         },
         Key(env: "RUNQUEUE_HOUSEKEEPING_INTERVAL_MS", flag: "--housekeeping-interval-ms") { config, value throws(ConfigError) in
             config.housekeepingIntervalMs = UInt64(try integer(value, key: "RUNQUEUE_HOUSEKEEPING_INTERVAL_MS", in: 50...60_000))
+        },
+        Key(env: "RUNQUEUE_REBUILD_HOLD_MS", flag: "--rebuild-hold-ms") { config, value throws(ConfigError) in
+            config.rebuildHoldMs = UInt64(try integer(value, key: "RUNQUEUE_REBUILD_HOLD_MS", in: 0...600_000))
         },
         Key(env: "RUN_ENGINE_TTL_SYSTEM_DISABLED", flag: "--ttl-system-disabled") { config, value throws(ConfigError) in
             config.ttlSystemDisabled = try boolean(value, key: "RUN_ENGINE_TTL_SYSTEM_DISABLED")

@@ -76,7 +76,8 @@ final class ServerCore {
         let clock = ServiceClock()
         let store = QueueStore(redis: stores.redis, shards: ShardMap(shardCount: config.shardCount), config: config.queue)
         let dequeue = DequeueCoordinator(loop: loop, store: store, clock: clock, logger: logger,
-                                         maxFrameBytes: config.maxFrameBytes, housekeepingMs: config.housekeepingIntervalMs)
+                                         maxFrameBytes: config.maxFrameBytes, housekeepingMs: config.housekeepingIntervalMs,
+                                         gateMs: config.rebuildHoldMs)
         let records = RunRecords(loop: loop, writer: stores.postgres, reader: stores.postgresReader, applier: stores.postgresApplier)
         if config.benchmarkDiscardRecords {
             records.discardWrites = true

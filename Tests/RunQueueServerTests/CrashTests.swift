@@ -190,6 +190,8 @@ import TestSupport
         let configure: (inout ServerConfig) -> Void = {
             $0.redisURL = redis.url
             $0.databaseURL = database.url
+            // The rebuild of 20,000 runs must finish within the hold on any machine.
+            $0.rebuildHoldMs = 600_000
         }
         let n = Names()
         let (first, firstClient) = try await QueueEngineTests.started(configure)
@@ -223,6 +225,8 @@ import TestSupport
         let (test, client) = try await QueueEngineTests.started {
             $0.redisURL = redis.url
             $0.databaseURL = database.url
+            // The rebuild of 20,000 runs must finish within the hold on any machine.
+            $0.rebuildHoldMs = 600_000
         }
         let n = Names()
         try await Self.enqueueEnoughToRebuildSlowly(client, n)

@@ -11,6 +11,15 @@ import UVLoop
         #expect(config.maxFrameBytes == 1 << 20)
         #expect(config.logLevel == .info)
         #expect(config.shardCount == 16)
+        #expect(config.rebuildHoldMs == 5000)
+    }
+
+    @Test func theRebuildHoldIsSetAndRangeChecked() throws {
+        let config = try ServerConfig.load(environment: ["RUNQUEUE_REBUILD_HOLD_MS": "60000"], arguments: [])
+        #expect(config.rebuildHoldMs == 60_000)
+        #expect(try ServerConfig.load(environment: [:], arguments: ["--rebuild-hold-ms", "0"]).rebuildHoldMs == 0)
+        #expect(throws: ConfigError.self) { _ = try ServerConfig.load(environment: ["RUNQUEUE_REBUILD_HOLD_MS": "600001"], arguments: []) }
+        #expect(throws: ConfigError.self) { _ = try ServerConfig.load(environment: ["RUNQUEUE_REBUILD_HOLD_MS": "-1"], arguments: []) }
     }
 
     @Test func flagsOverrideTheEnvironment() throws {
