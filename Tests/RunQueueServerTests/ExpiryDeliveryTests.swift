@@ -23,14 +23,19 @@ import TestSupport
     final class Subscriber: @unchecked Sendable {
         let filter: ExpiryFilter
         let liveFrom: UInt64
+        /// Every logged event after this cursor that matches is owed to this subscriber.
+        let after: UInt64
         private let socket: StreamSocket
         private let state = Mutex<(events: [ExpiryEvent], paused: Bool, stopped: Bool, end: Status?)>(([], false, false, nil))
         private let finished = Mutex(false)
 
-        init(port: UInt16, filter: ExpiryFilter, receiveBuffer: Int32? = nil) throws {
+        /// A live subscription, or with `replay` one from the oldest event
+        /// (the tests' databases are new: nothing was pruned, so that is cursor 1).
+        init(port: UInt16, filter: ExpiryFilter, receiveBuffer: Int32? = nil, replay: Bool = false) throws {
             self.filter = filter
             socket = try StreamSocket(port: port, receiveBuffer: receiveBuffer, timeoutSeconds: 1)
-            liveFrom = try socket.subscribe(SubscribeExpiryRequest(filter: filter))
+            liveFrom = try socket.subscribe(SubscribeExpiryRequest(filter: filter, replay: replay))
+            after = replay ? 0 : liveFrom
             let thread = Thread { [self] in readLoop() }
             thread.start()
         }
@@ -179,7 +184,7 @@ import TestSupport
         }
         try await Self.enqueue(client, runs, batch: 40)
         #expect(try await b.waitForEvents(runs.count, seconds: 120), "B has \(b.events.count) of \(runs.count) events")
-        #expect(Self.received(b.events) == (try Self.logged(database.url, after: b.liveFrom, filter)))
+        #expect(Self.received(b.events) == (try Self.logged(database.url, after: b.after, filter)))
         #expect(Set(b.events.map(\.runID)) == Set(runs.map(\.runID)))
         await client.close()
         b.drop(reset: false)
@@ -198,15 +203,15 @@ import TestSupport
 
     /// While 20,000 runs expire over 10 s, subscribers with different
     /// filters join, read, pause (long enough to fall behind the server's
-    /// buffer), resume and leave (Cancel, an orderly close, a reset). Each
-    /// subscriber that stays gets exactly the logged events of its filter
-    /// after its start, once, in cursor order; each Cancel ends its stream
-    /// with CANCELLED.
+    /// buffer), resume, replay from the start and leave (Cancel, an orderly
+    /// close, a reset). Each subscriber that stays gets exactly the logged
+    /// events of its filter after its start, once, in cursor order; each
+    /// Cancel ends its stream with CANCELLED.
     @Test func subscribersThatComeAndGoDuringAMassExpiryLeaveEveryStayerEveryEventOnce() async throws {
         // A server of this process with a small event buffer and small
         // connection queues: a subscriber that stops reading is held back
-        // by the server soon, and one that resumes far behind pages from
-        // PostgreSQL (the counters show both happened).
+        // by the server soon, and one that starts or resumes far behind
+        // pages from PostgreSQL (the counters show both happened).
         ExpiryTuning.bufferCapacity = 100
         ExpiryTuning.pageSize = 100
         defer {
@@ -249,6 +254,7 @@ import TestSupport
         var cancelled: [Subscriber] = []
         var joinedProject = false, joinedEnv = false, orgPaused = false, orgResumed = false
         var envPausedAt: Int?
+        var envReader: Subscriber?
         var logged = 0
         var round = 0
         while logged < total {
@@ -265,17 +271,20 @@ import TestSupport
             }
             if !joinedProject && logged >= 3_000 {
                 stayers.append(try Subscriber(port: test.port, filter: project1Queue1))
+                // Replays from the start: far behind the buffer, so it pages from PostgreSQL.
+                stayers.append(try Subscriber(port: test.port, filter: org0, replay: true))
                 joinedProject = true
             }
             if !joinedEnv && logged >= 8_000 {
                 let env = try Subscriber(port: test.port, filter: env5, receiveBuffer: 4096)
                 env.pause()
                 envPausedAt = logged
+                envReader = env
                 stayers.append(env)
                 joinedEnv = true
             }
             if let at = envPausedAt, logged >= at + 2_000 {
-                stayers.last?.resume()
+                envReader?.resume()
                 envPausedAt = nil
             }
             // Churn: a subscriber joins, reads or stops reading, and leaves one of three ways.
@@ -295,11 +304,11 @@ import TestSupport
             round += 1
         }
         #expect(orgResumed, "the org's reader never resumed")
-        stayers.last?.resume()
+        envReader?.resume()
         #expect(round >= 10, "only \(round) subscribers came and went")
 
         for stayer in stayers {
-            let expected = try Self.logged(database.url, after: stayer.liveFrom, stayer.filter)
+            let expected = try Self.logged(database.url, after: stayer.after, stayer.filter)
             #expect(try await stayer.waitForEvents(expected.count, seconds: 60),
                     "a subscriber (\(stayer.filter)) has \(stayer.events.count) of \(expected.count) events")
             #expect(Self.received(stayer.events) == expected, "a subscriber (\(stayer.filter)) got other events than the log holds")
