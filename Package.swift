@@ -40,16 +40,24 @@ let package = Package(
         .target(name: "RunQueueExpiry", dependencies: ["RunQueueCore"]),
         .target(
             name: "RunQueueStorage",
-            dependencies: ["RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueStoredFormat", "RunQueueExpiry", "UVLoop"],
-            resources: [.copy("Lua")]
+            dependencies: ["RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueStoredFormat", "UVLoop"],
+            resources: [.copy("Lua"), .copy("Migrations")]
         ),
+        // The queue service without its transport: stores, queue methods, outbox applier, maintenance, expiry.
+        .target(
+            name: "RunQueueEngine",
+            dependencies: [
+                "UVLoop", "RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueStorage", "RunQueueExpiry",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The transport: listener, connections, call contexts, method router, runqueued's settings.
         .target(
             name: "RunQueueServer",
             dependencies: [
-                "UVLoop", "RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueWire", "RunQueueStorage", "RunQueueExpiry",
+                "UVLoop", "RunQueueCore", "RunQueueWire", "RunQueueEngine", "RunQueueStorage", "RunQueueExpiry",
                 .product(name: "Logging", package: "swift-log"),
-            ],
-            resources: [.copy("Migrations")]
+            ]
         ),
         .target(name: "RunQueueClient", dependencies: ["UVLoop", "RunQueueCore", "RunQueueWire"]),
         .executableTarget(
@@ -59,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "runqueue",
             dependencies: [
-                "CommandLineSupport", "RunQueueClient", "RunQueueCore", "RunQueueStorage", "RedisDriver", "PostgresDriver", "UVLoop",
+                "CommandLineSupport", "RunQueueClient", "RunQueueCore", "RunQueueEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "clients/runqueue-cli"
@@ -110,7 +118,7 @@ let package = Package(
             path: "bench/scale"
         ),
 
-        .target(name: "TestSupport", dependencies: ["UVLoop"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "UVLoopTests", dependencies: ["UVLoop", "TestSupport"]),
         .testTarget(name: "RedisDriverTests", dependencies: ["RedisDriver", "UVLoop", "TestSupport"]),
         .testTarget(name: "PostgresDriverTests", dependencies: ["PostgresDriver", "UVLoop", "TestSupport"]),
@@ -120,7 +128,7 @@ let package = Package(
         .testTarget(name: "RunQueueExpiryTests", dependencies: ["RunQueueExpiry", "RunQueueCore"]),
         .testTarget(
             name: "RunQueueStorageTests",
-            dependencies: ["RunQueueStorage", "RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueStoredFormat", "UVLoop", "TestSupport"]
+            dependencies: ["RunQueueStorage", "RedisDriver", "RunQueueCore", "RunQueueStoredFormat", "UVLoop", "TestSupport"]
         ),
         .testTarget(
             name: "RunQueueClientTests",
@@ -131,7 +139,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RunQueueServerTests",
-            dependencies: ["RunQueueServer", "RunQueueClient", "RunQueueWire", "RunQueueCore", "UVLoop", "TestSupport"]
+            dependencies: ["RunQueueServer", "RunQueueEngine", "RunQueueClient", "RunQueueWire", "RunQueueCore", "UVLoop", "TestSupport"]
         ),
     ]
 )

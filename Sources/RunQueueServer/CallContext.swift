@@ -1,13 +1,15 @@
 import RunQueueCore
+import RunQueueEngine
 
-/// One call in progress on one connection, handed to the method handler.
+/// One call in progress on one connection, handed to the method handler
+/// (the engine's view of it is `EngineCall`, Sources/RunQueueEngine/EngineCall.swift).
 ///
 /// A unary call ends with exactly one `reply` or `fail`; a stream sends any
 /// number of `send` items and ends with `finish`. Everything after the end,
 /// or after the connection went away, is dropped, and `isCancelled` tells the
 /// handler to stop (and to release anything it took for this call). Loop
 /// thread only.
-public final class CallContext {
+public final class CallContext: EngineCall {
     public let callID: UInt64
     public let method: String
     weak var connection: ServerConnection?

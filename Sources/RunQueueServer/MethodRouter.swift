@@ -1,15 +1,16 @@
-// MethodRouter: maps each protocol method to its handler. Methods whose
-// engine arrives in later issues answer UNIMPLEMENTED naming the method.
+// MethodRouter: maps each protocol method to its handler. Hello, Ping and
+// Cancel are the transport's; every other method goes to the engine
+// (Sources/RunQueueEngine/Engine.swift), or answers UNAVAILABLE on a
+// protocol-only server (SubscribeExpiry: UNIMPLEMENTED, there is no log).
 import RunQueueCore
+import RunQueueEngine
 import UVLoop
 
 final class MethodRouter {
     static let serverVersion = "runqueued 0.1.0"
     private let config: ServerConfig
     /// Nil until the stores are wired (in-process tests without Redis).
-    var engine: QueueEngine?
-    /// SubscribeExpiry streams; nil until the stores are wired.
-    var expiryStreams: ExpiryStreams?
+    var engine: Engine?
 
     init(config: ServerConfig) {
         self.config = config
@@ -30,45 +31,20 @@ final class MethodRouter {
         case .cancel(let request):
             let cancelled = request.targetCallID != context.callID && connection.cancel(callID: request.targetCallID)
             context.reply(.cancel(CancelResponse(cancelled: cancelled)))
-        case .enqueue(let request): withEngine(context) { $0.enqueue(request, context) }
-        case .enqueueBatch(let request): withEngine(context) { $0.enqueueBatch(request, context) }
-        case .dequeue(let request): withEngine(context) { $0.dequeue(request, context) }
-        case .ack(let request): withEngine(context) { $0.ack(request, context) }
-        case .nack(let request): withEngine(context) { $0.nack(request, context) }
-        case .heartbeat(let request): withEngine(context) { $0.heartbeat(request, context) }
-        case .readMessage(let request): withEngine(context) { $0.readMessage(request, context) }
-        case .queueStats(let request): withEngine(context) { $0.queueStats(request, context) }
-        case .setConcurrencyLimit(let request): withEngine(context) { $0.setConcurrencyLimit(request, context) }
-        case .redrive(let request): withEngine(context) { $0.redrive(request, context) }
-        case .getRun(let request): withEngine(context) { $0.getRun(request, context) }
-        case .subscribeExpiry(let request):
-            guard let expiryStreams else {
-                // Protocol-only server (no stores): there is no expiry log to stream.
-                context.fail(.unimplemented, "\(call.methodName) is not implemented by this server: it runs without PostgreSQL")
+        case .subscribeExpiry where engine == nil:
+            // Protocol-only server (no stores): there is no expiry log to stream.
+            context.fail(.unimplemented, "\(call.methodName) is not implemented by this server: it runs without PostgreSQL")
+        default:
+            guard let engine else {
+                context.fail(.unavailable, "\(context.method) needs the queue engine, which is not running on this server")
                 return
             }
-            expiryStreams.subscribe(request, context)
+            engine.handle(call, context)
         }
-    }
-
-    private func withEngine(_ context: CallContext, _ body: (QueueEngine) -> Void) {
-        guard let engine else {
-            context.fail(.unavailable, "\(context.method) needs the queue engine, which is not running on this server")
-            return
-        }
-        body(engine)
     }
 
     /// Shutdown began: waiting calls answer now (long polls with nothing).
     func drain() {
-        engine?.dequeue.drain()
-        expiryStreams?.drain()
-    }
-
-    /// Releases what the handlers hold (timers, waiting calls).
-    func close() {
-        expiryStreams?.close()
-        engine?.dequeue.close()
-        engine?.applier.close()
+        engine?.drain()
     }
 }

@@ -9,7 +9,7 @@
 import Glibc
 import Logging
 import RunQueueCore
-import RunQueueStorage
+import RunQueueEngine
 import UVLoop
 
 final class ServerCore {
@@ -25,10 +25,7 @@ final class ServerCore {
     private var graceTimer: LoopTimer?
     private var stopping = false
     private var stopped = false
-    private var stores: Stores?
-    private var clock: ServiceClock?
-    private var maintenance: Maintenance?
-    private var expiry: ExpiryScheduler?
+    private var engine: Engine?
     /// Set when a fatal configuration conflict stopped the server (exit code 2).
     private(set) var fatalError: String?
     private var onStopped: [() -> Void] = []
@@ -67,69 +64,17 @@ final class ServerCore {
     }
 
     private func startEngine() throws {
-        let stores = try Stores(loop: loop, config: config, logger: logger) { [unowned self] message in
+        let limits = Engine.TransportLimits(maxFrameBytes: config.maxFrameBytes,
+                                            streamQueuedBytes: max(1, config.maxQueuedResponseBytes / 2))
+        let engine = try Engine(loop: loop, config: config.engine, limits: limits, logger: logger) { [unowned self] message in
             guard fatalError == nil else { return }
             fatalError = message
             logger.critical("fatal configuration conflict", metadata: ["error": "\(message)"])
             beginShutdown()
         }
-        let clock = ServiceClock()
-        let store = QueueStore(redis: stores.redis, shards: ShardMap(shardCount: config.shardCount), config: config.queue)
-        let dequeue = DequeueCoordinator(loop: loop, store: store, clock: clock, logger: logger,
-                                         maxFrameBytes: config.maxFrameBytes, housekeepingMs: config.housekeepingIntervalMs,
-                                         gateMs: config.rebuildHoldMs)
-        let records = RunRecords(loop: loop, writer: stores.postgres, reader: stores.postgresReader, applier: stores.postgresApplier)
-        if config.benchmarkDiscardRecords {
-            records.discardWrites = true
-            logger.error("RUNQUEUE_BENCHMARK_DISCARD_RECORDS is set: run records are NOT written to PostgreSQL and runs are NOT durable; for benchmarks only")
-        } else if config.benchmarkDiscardApplier {
-            records.discardApplies = true
-            logger.error("RUNQUEUE_BENCHMARK_DISCARD_RECORDS=applier: changes after creation are NOT written to PostgreSQL and runs are NOT durable; for benchmarks only")
-        }
-        let applierStore = QueueStore(redis: stores.redisApplier, shards: store.shards, config: config.queue)
-        let applier = OutboxApplier(loop: loop, store: applierStore, records: records, logger: logger)
-        dequeue.applier = applier
-        let maintenance = Maintenance(loop: loop, store: store, records: records, clock: clock, logger: logger,
-                                      retentionMs: config.runRetentionMs, reconcileIntervalMs: config.reconcileIntervalMs,
-                                      reconciles: !config.benchmarkDiscardApplier)
-        maintenance.onRebuilt = { shards in dequeue.shardsRebuilt(shards) }
-        maintenance.onRebuildStarted = { dequeue.closeGate() }
-        maintenance.onRedisChecked = { dequeue.openGate() }
-        dequeue.onEpochMismatch = { shard in maintenance.epochMismatch(shard: shard) }
-        stores.onPostgresReady = { maintenance.postgresReady() }
-        self.maintenance = maintenance
-        stores.onAnnouncement = { payload in dequeue.announcement(payload) }
-        stores.onWakeReconnect = { dequeue.forgetHints() }
-        let engine = QueueEngine(store: store, records: records, applier: applier, clock: clock, config: config,
-                                 dequeue: dequeue, recordsReady: { [unowned stores] in stores.postgresReady })
-        engine.armsTTLs = !config.ttlSystemDisabled
-        if !config.ttlSystemDisabled && !config.ttlConsumersDisabled {
-            var settings = ExpiryScheduler.Settings()
-            settings.pollIntervalMs = config.ttlPollIntervalMs
-            settings.batchSize = config.ttlBatchSize
-            settings.leaseMs = max(5000, 3 * Int64(config.ttlPollIntervalMs))
-            settings.eventRetentionMs = config.expiryEventRetentionMs
-            let expiry = ExpiryScheduler(loop: loop, store: store, records: records, clock: clock, logger: logger, settings: settings)
-            expiry.applier = applier
-            engine.onTTLArmed = { [unowned expiry] environment, deadline in expiry.deadlineArmed(environmentID: environment, atMs: deadline) }
-            dequeue.onTTLArmed = { [unowned expiry] shard, deadline in expiry.deadlineArmed(shard: shard, atMs: deadline) }
-            self.expiry = expiry
-        }
         router.engine = engine
-        var readerSettings = ExpiryLogReader.Settings()
-        if let capacity = ExpiryTuning.bufferCapacity { readerSettings.capacity = capacity }
-        let logReader = ExpiryLogReader(loop: loop, connection: stores.postgresListener, records: records, logger: logger,
-                                        settings: readerSettings)
-        var streamSettings = ExpiryStreams.Settings()
-        streamSettings.maxQueuedBytes = min(streamSettings.maxQueuedBytes, max(1, config.maxQueuedResponseBytes / 2))
-        if let pageSize = ExpiryTuning.pageSize { streamSettings.pageSize = pageSize }
-        router.expiryStreams = ExpiryStreams(loop: loop, records: records, reader: logReader, logger: logger, settings: streamSettings)
-        stores.start()
-        logReader.start()
-        clock.start(loop: loop, redis: stores.redis)
-        expiry?.start()
-        self.stores = stores
-        self.clock = clock
+        engine.start()
+        self.engine = engine
     }
 
     private func accept(_ tcp: TCPConnection) {
@@ -190,19 +135,14 @@ final class ServerCore {
         sweeper = nil
         for signal in signals { signal.close() }
         signals.removeAll()
-        router.close()
-        maintenance?.close()
-        if let expiry {
-            // Leases are given back while Redis is still connected.
-            expiry.close { [unowned self] in closeStores() }
+        if let engine {
+            engine.close { [unowned self] in didStop() }
         } else {
-            closeStores()
+            didStop()
         }
     }
 
-    private func closeStores() {
-        clock?.close()
-        stores?.close()
+    private func didStop() {
         stopped = true
         logger.notice("runqueued stopped")
         let callbacks = onStopped

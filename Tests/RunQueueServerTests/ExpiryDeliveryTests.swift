@@ -1,6 +1,7 @@
 import Foundation
 import RunQueueClient
 import RunQueueCore
+import RunQueueEngine
 import RunQueueServer
 import Synchronization
 import Testing

@@ -2,7 +2,8 @@ import Foundation
 import RunQueueClient
 import RunQueueCore
 import RunQueueWire
-@testable import RunQueueServer
+import RunQueueEngine
+import RunQueueServer
 import Testing
 import TestSupport
 import UVLoop

@@ -1,15 +1,10 @@
 import ArgumentParser
 import Foundation
-import PostgresDriver
-import RedisDriver
 import RunQueueCore
-import RunQueueStorage
-import UVLoop
+import RunQueueEngine
 
 /// `runqueue repair`: rebuilds Redis from PostgreSQL directly (no server
-/// involved), with the same code a server runs after a Redis loss. Safe while
-/// servers run: only runs Redis holds in no form, and whose rows did not
-/// change meanwhile, are added; nothing is ever duplicated.
+/// involved) through the engine's `Repair` (Sources/RunQueueEngine/Repair.swift).
 struct RepairCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "repair",
@@ -42,58 +37,26 @@ struct RepairCommand: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
+        var config = EngineConfig()
         guard let redisURL = redisURL ?? environment["RUNQUEUE_REDIS_URL"],
               let databaseURL = databaseURL ?? environment["RUNQUEUE_DATABASE_URL"] else {
             throw ValidationError("repair needs --redis-url and --database-url (or RUNQUEUE_REDIS_URL and RUNQUEUE_DATABASE_URL)")
         }
-        let shards = shardCount ?? environment["RUN_ENGINE_RUN_QUEUE_SHARD_COUNT"].flatMap(Int.init) ?? ShardMap.defaultShardCount
-        guard (1...1024).contains(shards) else { throw ValidationError("--shard-count must be 1...1024") }
-        let redisConfig: RedisConfig
-        do { redisConfig = try RedisConfig(url: redisURL) } catch { throw ValidationError("invalid Redis URL: \(error)") }
-
-        let loop = try EventLoop(name: "repair")
-        defer { _ = loop.shutdown() }
-        let redis = RedisConnection(loop: loop, config: redisConfig)
-        let writer = try PostgresConnection(loop: loop, url: databaseURL)
-        let reader = try PostgresConnection(loop: loop, url: databaseURL)
-        loop.execute { redis.connect(); writer.connect(); reader.connect() }
-        defer { loop.execute { redis.close(); writer.close(); reader.close() } }
-        do {
-            try await redis.waitUntilConnected(timeoutMs: 10_000)
-            try await writer.connect()
-            try await reader.connect()
-        } catch {
-            Output.error("error: UNAVAILABLE: cannot reach the stores: \(error)")
-            throw ExitCode(ExitStatus.callFailed)
-        }
-        let store = QueueStore(redis: redis, shards: ShardMap(shardCount: shards), config: QueueConfig())
-        let records = RunRecords(loop: loop, writer: writer, reader: reader)
+        config.redisURL = redisURL
+        config.databaseURL = databaseURL
+        config.shardCount = shardCount ?? environment["RUN_ENGINE_RUN_QUEUE_SHARD_COUNT"].flatMap(Int.init) ?? ShardMap.defaultShardCount
+        guard (1...1024).contains(config.shardCount) else { throw ValidationError("--shard-count must be 1...1024") }
         let json = self.json
-        let result: Result<Rebuilder.Report, QueueStoreError> = await withCheckedContinuation { continuation in
-            loop.execute {
-                let now = Int64(Date().timeIntervalSince1970 * 1000)
-                records.epoch(proposed: UUID().uuidString) { epoch in
-                    switch epoch {
-                    case .failure(let error):
-                        continuation.resume(returning: .failure(error))
-                    case .success(let epoch):
-                        Rebuilder(store: store, records: records).rebuild(
-                            shards: Set(0..<shards), epoch: epoch, now: now,
-                            progress: { report in
-                                if !json { FileHandle.standardError.write(Data("scanned \(report.scanned) rows, re-added \(report.added)\n".utf8)) }
-                            }) { continuation.resume(returning: $0) }
-                    }
-                }
+        do {
+            let report = try await Repair.run(config) { report in
+                if !json { FileHandle.standardError.write(Data("scanned \(report.scanned) rows, re-added \(report.added)\n".utf8)) }
             }
-        }
-        switch result {
-        case .success(let report):
             if json {
-                print("{\"scanned\":\(report.scanned),\"added\":\(report.added),\"limits\":\(report.limits),\"shards\":\(shards)}")
+                print("{\"scanned\":\(report.scanned),\"added\":\(report.added),\"limits\":\(report.limits),\"shards\":\(config.shardCount)}")
             } else {
-                print("repair done: scanned \(report.scanned) active rows, re-added \(report.added) runs, restored \(report.limits) limits on \(shards) shards")
+                print("repair done: scanned \(report.scanned) active rows, re-added \(report.added) runs, restored \(report.limits) limits on \(config.shardCount) shards")
             }
-        case .failure(let error):
+        } catch {
             Output.error("error: \(error.code.name): \(error.message)")
             throw ExitCode(ExitStatus.callFailed)
         }

@@ -61,7 +61,7 @@ final class DequeueCoordinator {
     /// `held`: the call was already sent back to the gate once by a claim
     /// that met a lost Redis (it is not held a second time: a rebuild that
     /// keeps failing must not keep a call forever).
-    private var gated: [(request: DequeueRequest, leaseMs: Int64, context: CallContext, held: Bool)]? = []
+    private var gated: [(request: DequeueRequest, leaseMs: Int64, context: any EngineCall, held: Bool)]? = []
     private var gateTimer: LoopTimer?
     /// Longest a Dequeue is held at the gate.
     private let gateMs: UInt64
@@ -73,7 +73,7 @@ final class DequeueCoordinator {
     var onTTLArmed: ((Int, Int64) -> Void)?
 
     final class Waiter {
-        let context: CallContext
+        let context: any EngineCall
         let workerQueue: String
         let count: Int
         let leaseMs: Int64
@@ -82,7 +82,7 @@ final class DequeueCoordinator {
         var timedOut = false
         var waiting = false
 
-        init(context: CallContext, workerQueue: String, count: Int, leaseMs: Int64, waitMs: UInt32) {
+        init(context: any EngineCall, workerQueue: String, count: Int, leaseMs: Int64, waitMs: UInt32) {
             self.context = context
             self.workerQueue = workerQueue
             self.count = count
@@ -135,7 +135,7 @@ final class DequeueCoordinator {
 
     // MARK: Dequeue
 
-    func dequeue(_ request: DequeueRequest, leaseMs: Int64, _ context: CallContext, held: Bool = false) {
+    func dequeue(_ request: DequeueRequest, leaseMs: Int64, _ context: any EngineCall, held: Bool = false) {
         if gated != nil, !draining {
             gated?.append((request, leaseMs, context, held))
             return

@@ -1,14 +1,13 @@
-// Stores: the server's connections to Redis and PostgreSQL and their start-up.
+// Stores: the engine's connections to Redis and PostgreSQL and their start-up.
 //
-// Neither store has to be up when the server starts: each connects in the
+// Neither store has to be up when the engine starts: each connects in the
 // background, logs once per state change (so an unreachable store gives one
 // clear line per retry cycle, not a crash), and keeps retrying with backoff.
 // On each PostgreSQL connect the migrations run (idempotent, serialised by an
 // advisory lock); on each Redis and PostgreSQL connect the stored shard count
-// is checked against ours (first writer wins). A mismatch is fatal: the
-// server stops with exit code 2, since claims and keys would silently map
-// environments to the wrong shards.
-import Foundation
+// is checked against ours (Sources/RunQueueStorage/StoredShardCount.swift).
+// A mismatch is fatal (`onFatal`: runqueued stops with exit code 2), since
+// claims and keys would silently map environments to the wrong shards.
 import Logging
 import PostgresDriver
 import RedisDriver
@@ -41,7 +40,7 @@ final class Stores {
     var onPostgresReady: (() -> Void)?
     private(set) var postgresReady = false
 
-    init(loop: EventLoop, config: ServerConfig, logger: Logger, onFatal: @escaping (String) -> Void) throws {
+    init(loop: EventLoop, config: EngineConfig, logger: Logger, onFatal: @escaping (String) -> Void) throws {
         let redisConfig = try RedisConfig(url: config.redisURL)
         redis = RedisConnection(loop: loop, config: redisConfig)
         redisApplier = RedisConnection(loop: loop, config: redisConfig)
@@ -53,7 +52,7 @@ final class Stores {
         self.logger = logger
         shardCount = config.shardCount
         self.onFatal = onFatal
-        if let directory = Bundle.module.url(forResource: "Migrations", withExtension: nil) {
+        if let directory = RunRecords.migrationsDirectory {
             migrator = try Migrator(directory: directory)
         } else {
             migrator = nil
@@ -97,14 +96,9 @@ final class Stores {
     }
 
     private func checkRedisShardCount() {
-        let key = "{rq0}:meta:shard-count"
-        redis.send("SET", key, String(shardCount), "NX") { [unowned self] _ in
-            redis.send("GET", key) { [unowned self] result in
-                guard case .success(let value) = result, let stored = value.string else { return }
-                if stored != String(shardCount) {
-                    onFatal("Redis holds queues for \(stored) shards but RUN_ENGINE_RUN_QUEUE_SHARD_COUNT is \(shardCount); refusing to start")
-                }
-            }
+        QueueStore.storedShardCount(proposing: shardCount, on: redis) { [unowned self] result in
+            guard case .success(let stored?) = result, stored != String(shardCount) else { return }
+            onFatal("Redis holds queues for \(stored) shards but RUN_ENGINE_RUN_QUEUE_SHARD_COUNT is \(shardCount); refusing to start")
         }
     }
 
@@ -122,20 +116,13 @@ final class Stores {
     }
 
     private func checkPostgresShardCount() {
-        let sql = """
-            WITH ins AS (INSERT INTO runqueue_meta (key, value) VALUES ('shard_count', $1)
-                         ON CONFLICT (key) DO NOTHING RETURNING value)
-            SELECT value FROM ins UNION ALL SELECT value FROM runqueue_meta WHERE key = 'shard_count' LIMIT 1
-            """
-        postgres.query(sql, [.text(String(shardCount))]) { [unowned self] result in
+        RunRecords.storedShardCount(proposing: shardCount, on: postgres) { [unowned self] result in
             switch result {
-            case .success(let rows):
-                if let stored = rows.rows.first?.first ?? nil, stored != String(shardCount) {
-                    onFatal("PostgreSQL records \(stored) shards but RUN_ENGINE_RUN_QUEUE_SHARD_COUNT is \(shardCount); refusing to start")
-                } else {
-                    postgresReady = true
-                    onPostgresReady?()
-                }
+            case .success(let stored?) where stored != String(shardCount):
+                onFatal("PostgreSQL records \(stored) shards but RUN_ENGINE_RUN_QUEUE_SHARD_COUNT is \(shardCount); refusing to start")
+            case .success:
+                postgresReady = true
+                onPostgresReady?()
             case .failure(let error):
                 logger.error("cannot read the stored shard count", metadata: ["error": "\(error)"])
             }

@@ -20,7 +20,7 @@ final class QueueEngine {
     let dequeue: DequeueCoordinator
     /// Acks arriving together go to Redis as one script call per shard.
     let acks: AckBatcher
-    let config: ServerConfig
+    let config: EngineConfig
     /// True once PostgreSQL is connected, migrated and agrees on the shard count.
     let recordsReady: () -> Bool
     /// False with RUN_ENGINE_TTL_SYSTEM_DISABLED: deadlines are recorded but
@@ -30,7 +30,7 @@ final class QueueEngine {
     /// the expiry scheduler arms its shard's timer.
     var onTTLArmed: ((String, Int64) -> Void)?
 
-    init(store: QueueStore, records: RunRecords, applier: OutboxApplier, clock: ServiceClock, config: ServerConfig,
+    init(store: QueueStore, records: RunRecords, applier: OutboxApplier, clock: ServiceClock, config: EngineConfig,
          dequeue: DequeueCoordinator, recordsReady: @escaping () -> Bool) {
         self.store = store
         self.records = records
@@ -45,7 +45,7 @@ final class QueueEngine {
 
     static let notQueuedYet = "recorded, not yet queued; retry with the same run_id"
 
-    private func requireRecords(_ context: CallContext) -> Bool {
+    private func requireRecords(_ context: any EngineCall) -> Bool {
         if recordsReady() { return true }
         context.fail(.unavailable, "PostgreSQL is not ready (connecting or migrating); nothing was written; retry")
         return false
@@ -134,7 +134,7 @@ final class QueueEngine {
         }
     }
 
-    func enqueue(_ request: EnqueueRequest, _ context: CallContext) {
+    func enqueue(_ request: EnqueueRequest, _ context: any EngineCall) {
         let now = clock.nowMs()
         switch prepare(request.run, now: now) {
         case .failure(let failure):
@@ -152,7 +152,7 @@ final class QueueEngine {
         }
     }
 
-    func enqueueBatch(_ request: EnqueueBatchRequest, _ context: CallContext) {
+    func enqueueBatch(_ request: EnqueueBatchRequest, _ context: any EngineCall) {
         guard (1...1000).contains(request.runs.count) else {
             context.fail(.invalidArgument, "runs must hold 1..1000 runs, got \(request.runs.count)")
             return
@@ -211,7 +211,7 @@ final class QueueEngine {
 
     // MARK: Ack / Nack / Heartbeat
 
-    private func validateRun(_ runID: String, _ environmentID: String, _ context: CallContext) -> Bool {
+    private func validateRun(_ runID: String, _ environmentID: String, _ context: any EngineCall) -> Bool {
         do {
             try Validation.identifier(runID, field: "run_id")
             try Validation.identifier(environmentID, field: "environment_id")
@@ -226,7 +226,7 @@ final class QueueEngine {
         "attempt \(fence.map(String.init) ?? "?") does not match the run's current attempt \(current)"
     }
 
-    func ack(_ request: AckRequest, _ context: CallContext) {
+    func ack(_ request: AckRequest, _ context: any EngineCall) {
         guard validateRun(request.runID, request.environmentID, context) else { return }
         let shard = store.shards.shard(forEnvironment: request.environmentID)
         acks.ack(QueueStore.AckItem(runID: request.runID, environmentID: request.environmentID, fence: request.attempt)) { [self, dequeue, applier] result in
@@ -256,7 +256,7 @@ final class QueueEngine {
     /// first call would have: `acked = true` when the row shows the run
     /// COMPLETED at the fenced attempt. Without a fence, or any other row:
     /// not in flight.
-    private func ackFromRecord(_ request: AckRequest, _ context: CallContext) {
+    private func ackFromRecord(_ request: AckRequest, _ context: any EngineCall) {
         guard let fence = request.attempt, recordsReady() else {
             context.reply(.ack(AckResponse(acked: false)))
             return
@@ -273,7 +273,7 @@ final class QueueEngine {
         }
     }
 
-    func nack(_ request: NackRequest, _ context: CallContext) {
+    func nack(_ request: NackRequest, _ context: any EngineCall) {
         guard validateRun(request.runID, request.environmentID, context) else { return }
         guard request.retryAtMs >= 0 else {
             context.fail(.invalidArgument, "retry_at_ms must be 0 (backoff) or a time in ms, got \(request.retryAtMs)")
@@ -305,7 +305,7 @@ final class QueueEngine {
     }
 
     /// lease_ms: 0 = the default, else 1 s .. 24 h.
-    func leaseMs(_ requested: UInt32, _ context: CallContext) -> Int64? {
+    func leaseMs(_ requested: UInt32, _ context: any EngineCall) -> Int64? {
         if requested == 0 { return store.config.defaultLeaseMs }
         guard (1000...86_400_000).contains(requested) else {
             context.fail(.invalidArgument, "lease_ms must be 0 (server default) or 1000..86400000, got \(requested)")
@@ -314,7 +314,7 @@ final class QueueEngine {
         return Int64(requested)
     }
 
-    func heartbeat(_ request: HeartbeatRequest, _ context: CallContext) {
+    func heartbeat(_ request: HeartbeatRequest, _ context: any EngineCall) {
         guard validateRun(request.runID, request.environmentID, context), let lease = leaseMs(request.leaseMs, context) else { return }
         let now = clock.nowMs()
         store.heartbeat(runID: request.runID, environmentID: request.environmentID, fence: request.attempt,
@@ -334,7 +334,7 @@ final class QueueEngine {
 
     // MARK: ReadMessage / QueueStats / SetConcurrencyLimit / Redrive
 
-    func readMessage(_ request: ReadMessageRequest, _ context: CallContext) {
+    func readMessage(_ request: ReadMessageRequest, _ context: any EngineCall) {
         guard validateRun(request.runID, request.environmentID, context) else { return }
         store.read(runID: request.runID, environmentID: request.environmentID, now: clock.nowMs()) { [self] result in
             switch result {
@@ -351,7 +351,7 @@ final class QueueEngine {
     /// The run data fallback: Redis has no message for the run; the row
     /// rebuilds it, with exactly the queue (and concurrency key) it was
     /// enqueued on. Finished runs are not messages any more.
-    private func readFromRecord(_ request: ReadMessageRequest, _ context: CallContext) {
+    private func readFromRecord(_ request: ReadMessageRequest, _ context: any EngineCall) {
         let notFound = "run \(request.runID) is not queued or in flight in environment \(request.environmentID)"
         guard recordsReady() else { context.fail(.notFound, notFound); return }
         records.get(runID: request.runID) { result in
@@ -372,7 +372,7 @@ final class QueueEngine {
         }
     }
 
-    func getRun(_ request: GetRunRequest, _ context: CallContext) {
+    func getRun(_ request: GetRunRequest, _ context: any EngineCall) {
         do {
             try Validation.identifier(request.runID, field: "run_id")
         } catch {
@@ -389,7 +389,7 @@ final class QueueEngine {
         }
     }
 
-    func queueStats(_ request: QueueStatsRequest, _ context: CallContext) {
+    func queueStats(_ request: QueueStatsRequest, _ context: any EngineCall) {
         do {
             try Validation.identifier(request.environmentID, field: "environment_id")
             if !request.queue.isEmpty { try Validation.queueName(request.queue) }
@@ -407,7 +407,7 @@ final class QueueEngine {
         }
     }
 
-    func setConcurrencyLimit(_ request: SetConcurrencyLimitRequest, _ context: CallContext) {
+    func setConcurrencyLimit(_ request: SetConcurrencyLimitRequest, _ context: any EngineCall) {
         do {
             try Validation.identifier(request.environmentID, field: "environment_id")
             if !request.queue.isEmpty { try Validation.queueName(request.queue) }
@@ -461,7 +461,7 @@ final class QueueEngine {
         }
     }
 
-    func redrive(_ request: RedriveRequest, _ context: CallContext) {
+    func redrive(_ request: RedriveRequest, _ context: any EngineCall) {
         guard validateRun(request.runID, request.environmentID, context), requireRecords(context) else { return }
         let now = clock.nowMs()
         records.redrive(runID: request.runID, environmentID: request.environmentID, now: now) { [store, dequeue] result in
@@ -489,7 +489,7 @@ final class QueueEngine {
 }
 
 extension QueueEngine {
-    func dequeue(_ request: DequeueRequest, _ context: CallContext) {
+    func dequeue(_ request: DequeueRequest, _ context: any EngineCall) {
         do {
             try Validation.identifier(request.workerQueue, field: "worker_queue")
         } catch {

@@ -59,7 +59,7 @@ final class ExpiryStreams {
 
     var streamCount: Int { streams.count }
 
-    func subscribe(_ request: SubscribeExpiryRequest, _ context: CallContext) {
+    func subscribe(_ request: SubscribeExpiryRequest, _ context: any EngineCall) {
         do {
             let filter = request.filter
             if !filter.orgID.isEmpty { try Validation.identifier(filter.orgID, field: "filter.org_id") }
@@ -134,7 +134,7 @@ final class ExpiryStreams {
 
 final class ExpiryStream {
     private unowned let hub: ExpiryStreams
-    private let context: CallContext
+    private let context: any EngineCall
     private let filter: ExpiryFilter
     /// Every matching event up to here was sent (or the start position).
     private(set) var cursor: UInt64 = 0
@@ -144,7 +144,7 @@ final class ExpiryStream {
     private var retryTimer: LoopTimer?
     private(set) var isDone = false
 
-    init(hub: ExpiryStreams, context: CallContext, filter: ExpiryFilter) {
+    init(hub: ExpiryStreams, context: any EngineCall, filter: ExpiryFilter) {
         self.hub = hub
         self.context = context
         self.filter = filter
