@@ -1,6 +1,7 @@
-// QueueScripts: the Lua scripts of Sources/RunQueueStorage/Lua, embedded as
-// package resources and assembled for EVALSHA: the script's `#!lua` shebang
-// line first (Redis requires it there), then lib.lua, then the script body.
+// QueueScripts: the Lua scripts of Sources/RunQueueStorage/Lua, read from the
+// module's resource bundle once per process and assembled for EVALSHA: the
+// script's `#!lua` shebang line first (Redis requires it there), then
+// lib.lua, then the script body.
 import Foundation
 import RedisDriver
 
@@ -20,11 +21,13 @@ public struct QueueScripts: Sendable {
     public let stats: RedisScript
     public let read: RedisScript
     public let expire: RedisScript
+    public let expiryLease: RedisScript
 
     /// Every script by name, for tests that run them all (e.g. on a cluster node).
     public var all: [String: RedisScript] {
         ["enqueue": enqueue, "claim": claim, "ack": ack, "nack": nack, "heartbeat": heartbeat, "release": release,
-         "lapse": lapse, "outbox_done": outboxDone, "pause": pause, "present": present, "epoch": epoch, "limits": limits, "stats": stats, "read": read, "expire": expire]
+         "lapse": lapse, "outbox_done": outboxDone, "pause": pause, "present": present, "epoch": epoch, "limits": limits, "stats": stats, "read": read, "expire": expire,
+         "expiry_lease": expiryLease]
     }
 
     public static let shared: QueueScripts = {
@@ -54,6 +57,7 @@ public struct QueueScripts: Sendable {
         stats = try load("stats")
         read = try load("read")
         expire = try load("expire")
+        expiryLease = try load("expiry_lease")
     }
 
     private static func file(_ name: String) throws -> String {

@@ -45,33 +45,17 @@ extension QueueStore {
         }
     }
 
-    private static let takeLeaseScript = RedisScript(source: """
-        #!lua
-        if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-        if redis.call('GET', KEYS[1]) == ARGV[1] then
-          redis.call('PEXPIRE', KEYS[1], ARGV[2])
-          return 1
-        end
-        return 0
-        """)
-
-    private static let dropLeaseScript = RedisScript(source: """
-        #!lua
-        if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-        return 1
-        """)
-
     /// Takes or renews the expiry lease of `shard` for `owner` (SET NX PX,
     /// or PEXPIRE when `owner` already holds it). True when `owner` holds it.
     public func expiryLease(shard: Int, owner: String, ttlMs: Int64, _ completion: @escaping (Result<Bool, QueueStoreError>) -> Void) {
-        redis.evalScript(Self.takeLeaseScript, keys: [tag(shard: shard) + ":ttllease"], args: [owner, String(max(1, ttlMs))]) { result in
+        redis.evalScript(scripts.expiryLease, keys: [tag(shard: shard) + ":ttllease"], args: ["take", owner, String(max(1, ttlMs))]) { result in
             completion(result.map { $0.int == 1 }.mapError { Self.map($0, doing: "take the expiry lease") })
         }
     }
 
     /// Gives the lease back if `owner` holds it (shutdown: another instance takes over at once).
     public func releaseExpiryLease(shard: Int, owner: String, _ completion: @escaping (Result<Void, QueueStoreError>) -> Void) {
-        redis.evalScript(Self.dropLeaseScript, keys: [tag(shard: shard) + ":ttllease"], args: [owner]) { result in
+        redis.evalScript(scripts.expiryLease, keys: [tag(shard: shard) + ":ttllease"], args: ["drop", owner]) { result in
             completion(result.map { _ in () }.mapError { Self.map($0, doing: "release the expiry lease") })
         }
     }

@@ -277,6 +277,22 @@ final class PrivateClusterNode: @unchecked Sendable {
         }
         #expect(try expiredA.get().expired == 1)
 
+        // expiry lease: taken by one owner, refused to another, given back, then taken by the other.
+        func lease(_ owner: String) async throws -> Bool {
+            let taken: Result<Bool, QueueStoreError> = await withCheckedContinuation { done in
+                h.loop.execute { h.store.expiryLease(shard: shardA, owner: owner, ttlMs: 60_000) { done.resume(returning: $0) } }
+            }
+            return try taken.get()
+        }
+        #expect(try await lease("one"))
+        #expect(try await lease("one"))
+        #expect(try await !lease("two"))
+        let released: Result<Void, QueueStoreError> = await withCheckedContinuation { done in
+            h.loop.execute { h.store.releaseExpiryLease(shard: shardA, owner: "one") { done.resume(returning: $0) } }
+        }
+        try released.get()
+        #expect(try await lease("two"))
+
         // Every script ran on this node (started by this test with none
         // cached; the store loads each on first use), and the only error replies Redis
         // ever gave were the NOSCRIPT answers that made the store send a

@@ -38,6 +38,9 @@
 --   T:pause    STRING present while lapses are paused (the outbox cannot drain)
 --   T:epoch    STRING the deployment's epoch (also in PostgreSQL); missing or
 --                    different = this shard's state was lost: rebuild first
+--   T:ttllease STRING the server holding this shard's expiry timer (expires by itself)
+--   {rq0}:meta:shard-count STRING the deployment's shard count (shard 0
+--                    only; written by QueueStore.storedShardCount, not a script)
 --
 -- V4 side value: attempt SEP timestamp SEP priority SEP task identifier, each
 -- empty when it equals the default (0, derived from the score, 0, the lane's
