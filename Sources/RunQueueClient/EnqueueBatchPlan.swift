@@ -1,8 +1,8 @@
 // EnqueueBatchPlan: how the client splits one large `enqueueBatch` into
 // `EnqueueBatch` calls the server accepts.
 //
-// Rules (protocol.md): a call carries 1...1000 runs and its frame must not
-// exceed `Hello.max_frame_bytes`, else the server answers RESOURCE_EXHAUSTED
+// Rules (docs/protocol.md, "EnqueueBatch"): a call carries 1...1000 runs and
+// its frame must not exceed `Hello.max_frame_bytes`, else the server answers RESOURCE_EXHAUSTED
 // and closes the connection. Each run's encoded size is bounded from above
 // without encoding it (protobuf: 1-byte tags, varint lengths, at most 10
 // bytes per integer), so a chunk is never over the limit, at the cost of

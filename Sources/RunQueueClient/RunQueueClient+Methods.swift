@@ -1,4 +1,4 @@
-// One method per protocol method (protocol.md "Methods"). Each takes an
+// One method per protocol method (docs/protocol.md, "Methods"). Each takes an
 // optional `timeout` (else the configuration's `defaultTimeout`) and throws
 // `RunQueueError` with the status the call failed with.
 import RunQueueCore

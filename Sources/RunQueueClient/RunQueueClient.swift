@@ -10,8 +10,9 @@
 //   (the server's, or UNAVAILABLE / DEADLINE_EXCEEDED / CANCELLED from here).
 // - A connection that drops fails the calls in flight on it with UNAVAILABLE
 //   (never retried here: only the caller knows whether a call is safe to
-//   repeat; protocol.md makes retries with the same run id safe). Later calls
-//   use another live connection, or reconnect with backoff (ConnectionSlot).
+//   repeat; docs/protocol.md makes retries with the same run id safe). Later
+//   calls use another live connection, or reconnect with backoff
+//   (ConnectionSlot).
 // - Deadlines: a call's `timeout` (else `defaultTimeout`) covers waiting for
 //   a connection and the answer; on expiry the call is cancelled on the server.
 //   Cancelling the calling task cancels the call on the server too.
@@ -48,7 +49,7 @@ public final class RunQueueClient: Sendable {
         self.init(try RunQueueClientConfiguration(server: hostPort))
     }
 
-    /// A client whose first connection is already up (and authenticated).
+    /// A client whose first connection is already up (and has had its `Hello`).
     public static func connect(_ configuration: RunQueueClientConfiguration) async throws(RunQueueError) -> RunQueueClient {
         let client = RunQueueClient(configuration)
         try await client.connect()

@@ -7,9 +7,10 @@ public struct RunQueueClientConfiguration: Sendable {
     public var server: SocketAddress
     /// Pooled connections; calls are spread over them round-robin. At least 1.
     public var connections: Int = 2
-    /// Sent in `Hello` on every (re)connect; needed when the server has tokens.
+    /// Sent in `Hello` on every (re)connect; the server ignores it today
+    /// (tokens are not implemented).
     public var token: String = ""
-    /// Sent in `Hello`, shows up in the server's logs.
+    /// Sent in `Hello`; the server ignores it today.
     public var clientName: String = "runqueue-swift"
     /// Deadline of every call that does not pass its own `timeout`; nil = none.
     /// For `dequeue` the long-poll wait is added to it.

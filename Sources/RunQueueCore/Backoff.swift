@@ -1,6 +1,7 @@
 // NackBackoff: how long a nacked run waits before it is due again.
 //
-// What (engine.md "Concepts", nack backoff, used when `retry_at_ms` is 0):
+// What (docs/queue-design.md, "Leases, failures, dead letters"; used when
+// `retry_at_ms` is 0):
 //     delay = min(maxMs, r × minMs × factor^(attempt - 1)),  r = 1 + random, r in [1, 2)
 // with defaults factor 2, min 1 s, max 1 h, max_attempts 12. `attempt` is the
 // run's attempt after the failure is counted (the first failure is attempt 1).
@@ -32,7 +33,7 @@ public struct NackBackoff: Sendable, Equatable {
     /// The failure that brings a run's attempt to this value dead-letters it (>= 1).
     public let maxAttempts: UInt32
 
-    /// Defaults from engine.md: factor 2, 1 s, 1 h, 12 attempts.
+    /// Defaults (README.md "Configuration"): factor 2, 1 s, 1 h, 12 attempts.
     /// The values are configuration (range-checked where they are read), so a
     /// NaN or shrinking factor, a negative bound or zero attempts is a
     /// programming error and traps.

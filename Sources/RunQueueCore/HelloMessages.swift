@@ -1,7 +1,10 @@
-/// The `Hello` call: authenticates the connection when the server has tokens.
+/// The `Hello` call: asks for the server's version and limits. It does not
+/// authenticate: tokens are not implemented, and no call requires a `Hello`
+/// first (docs/protocol.md, "Hello and authentication").
 public struct HelloRequest: Sendable, Equatable {
+    /// Sent on the wire; the server ignores it today.
     public var token: String
-    /// Free text for the server's logs.
+    /// Free text; the server ignores it today.
     public var clientName: String
 
     public init(

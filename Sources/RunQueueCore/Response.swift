@@ -1,6 +1,6 @@
 /// One server-to-client frame body (`runqueue.v1.Response`).
 public struct Response: Sendable, Equatable {
-    /// The call this answers; 0 for connection-level errors (protocol.md).
+    /// The call this answers; 0 for connection-level errors (docs/protocol.md).
     public var callID: UInt64
     /// `.ok` on success. On the wire an OK status with no message is left out
     /// (proto3 default), and an absent status decodes as `.ok`.

@@ -1,5 +1,6 @@
 /// What a client enqueues (`runqueue.v1.RunDescriptor`). Values are carried as
-/// received; the server validates identifiers and the TTL (protocol.md).
+/// received; the server validates identifiers and the TTL (docs/protocol.md,
+/// "Field rules").
 public struct RunDescriptor: Sendable, Equatable {
     public var runID: String
     public var orgID: String

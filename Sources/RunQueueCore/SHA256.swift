@@ -1,9 +1,11 @@
 // SHA256: a small SHA-256 (FIPS 180-4) for shard assignment.
 //
-// What: the digest the shard map feeds into the jump hash (engine.md "Redis
-// data model": SHA-256 of the UTF-8 environment id, first 8 bytes big-endian).
-// Why our own: the reference uses node:crypto; on Linux Swift has no CryptoKit,
-// and swift-crypto for one 8-byte prefix of a short id is a heavy dependency.
+// What: the digest the shard map feeds into the jump hash (docs/queue-design.md,
+// "Shards and keys": SHA-256 of the UTF-8 environment id, first 8 bytes
+// big-endian).
+// Why our own: trigger.dev's run queue uses node:crypto; on Linux Swift has no
+// CryptoKit, and swift-crypto for one 8-byte prefix of a short id is a heavy
+// dependency.
 // This is not for secrets: no constant-time claims, no zeroing of state.
 //
 // Invariants:
@@ -92,7 +94,7 @@ package struct SHA256: Sendable {
 
     private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 
-    /// One 64-byte block through the compression function (FIPS 180-4 §6.2.2).
+    /// One 64-byte block through the SHA-256 compression function (FIPS 180-4).
     private mutating func compress<Block: Collection>(_ block: Block) where Block.Element == UInt8, Block.Index == Int {
         let base = block.startIndex
         for t in 0..<16 {

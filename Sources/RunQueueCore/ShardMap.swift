@@ -1,6 +1,6 @@
 // ShardMap: which Redis shard an environment lives in, and that shard's key prefix.
 //
-// What (engine.md "Redis data model"; reference §2.4): shard =
+// What (docs/queue-design.md, "Shards and keys"): shard =
 // jumpHash(first 8 bytes of SHA-256(UTF-8 environment id), read big-endian as
 // an unsigned 64-bit key, shardCount). Every Redis key of shard N starts with
 // the hash tag `{rqN}`, so all of a shard's keys fall in one cluster slot and
@@ -16,7 +16,8 @@
 //   so a count out of range is a programming error, not a peer's input.
 // - Jump consistent hashing moves only ~1/(n+1) of the environments when the
 //   count grows from n to n+1; that is why it is used rather than `% n`
-//   (a changed count still refuses to start, see engine.md).
+//   (a changed count still refuses to start: the server exits with code 2,
+//   see docs/queue-design.md).
 //
 // Fidelity to trigger.dev's `jumpHash.ts` (the reference):
 // - j = floor(((b + 1) * 2^31) / ((key >> 33) + 1)) in IEEE doubles, the
@@ -33,7 +34,7 @@ import Synchronization
 
 /// Maps environments to shards and shards to their Redis hash tag.
 public struct ShardMap: Sendable, Equatable {
-    /// Default shard count (engine.md: `RUN_ENGINE_RUN_QUEUE_SHARD_COUNT`, default 16).
+    /// Default shard count (`RUN_ENGINE_RUN_QUEUE_SHARD_COUNT`, default 16; README.md "Configuration").
     public static let defaultShardCount = 16
 
     /// The number of shards, 1...Int32.max.
@@ -94,7 +95,7 @@ public struct ShardMap: Sendable, Equatable {
     /// `buckets` must be at least 1.
     public static func jumpHash(key: UInt64, buckets: Int32) -> Int32 {
         precondition(buckets >= 1, "jump hash needs at least one bucket: \(buckets)")
-        /// The LCG multiplier of the paper (and of the reference).
+        /// The LCG multiplier of the paper (and of trigger.dev's `jumpHash.ts`).
         let multiplier: UInt64 = 2_862_933_555_777_941_757
         /// 2^31 as a double: the scale of the jump.
         let twoTo31 = 2_147_483_648.0

@@ -1,5 +1,5 @@
 /// The status every response carries (`runqueue.v1.Status`): a code, and for
-/// failures a message naming the field or limit at fault (protocol.md).
+/// failures a message naming the field or limit at fault (docs/protocol.md).
 public struct Status: Sendable, Equatable, CustomStringConvertible {
     public var code: StatusCode
     public var message: String

@@ -2,7 +2,7 @@
 //
 // What: every value a client hands us that ends up inside a Redis key, a
 // stored message or an ordering score is checked here before any script
-// runs (protocol.md, "Behaviour every method shares"). The stored-format
+// runs (docs/protocol.md, "Field rules"). The stored-format
 // decoders (RunQueueWire, RunQueueStoredFormat) apply the same predicates to what they read back.
 //
 // Rules (all lengths are UTF-8 BYTES, never characters):
@@ -11,11 +11,12 @@
 // - `queue`: 1..128 bytes of [A-Za-z0-9_./-]
 // - `task_identifier`: 0..128 bytes of the queue alphabet
 // - `concurrency_key`: 0..128 bytes with no control character (C0 U+0000..U+001F,
-//   DEL U+007F, C1 U+0080..U+009F), no `|` (the reference's TTL member
+//   DEL U+007F, C1 U+0080..U+009F), no `|` (trigger.dev's TTL member
 //   separator) and no 0x1E (the V3 field separator; a C0 control anyway)
 // - `environment_type`: one of the four named types, never UNSPECIFIED
 // - `timestamp_ms`: 0 ... 999_999_999_999_999 (0 = now): at most 15 digits,
-//   the limit the stored formats V2/V3 put on a time (engine.md), so every
+//   the limit the stored formats V2/V3 put on a time
+//   (Sources/RunQueueStoredFormat/MessageFormatDecimal.swift), so every
 //   accepted run can be written in every format; that is below 2^53, so it is
 //   also exact in a Lua number or a Redis score (doubles).
 // - `priority_ms`: within ±(2^53 - 1), and the ordering score
@@ -24,8 +25,8 @@
 //   its clock and calls `orderingScore` itself.
 //
 // Invariants: a check never allocates on success; an error's message always
-// contains the proto field name in snake_case (protocol.md: "naming the
-// field"), and is a fixed sentence per rule (values are never echoed, so a
+// contains the proto field name in snake_case (docs/protocol.md, "Field
+// rules"), and is a fixed sentence per rule (values are never echoed, so a
 // hostile value cannot bloat or forge an error message).
 // Why bytes and an ASCII alphabet: these values are embedded in Redis keys and
 // in the V2/V3 grammar (`:` separates key sections, 0x1E separates V3 fields),

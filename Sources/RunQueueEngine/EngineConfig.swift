@@ -6,7 +6,7 @@ import RunQueueStorage
 public struct EngineConfig: Sendable {
     public var redisURL = "redis://127.0.0.1:6379"
     public var databaseURL = "postgres://postgres@127.0.0.1:5432/postgres"
-    /// Queue shards (the reference's RUN_ENGINE_RUN_QUEUE_SHARD_COUNT).
+    /// Queue shards (RUN_ENGINE_RUN_QUEUE_SHARD_COUNT, named as in trigger.dev).
     public var shardCount = 16
     /// The queue's tunables (limits, leases, backoff, message format, fairness).
     public var queue = QueueConfig()

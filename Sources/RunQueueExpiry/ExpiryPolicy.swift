@@ -1,6 +1,6 @@
 // ExpiryPolicy: when a run's TTL deadline falls, given the platform maximum.
 //
-// What (engine.md "Expiry", protocol.md "Behaviour every method shares"):
+// What (docs/expiry.md; docs/protocol.md, "Field rules"):
 //     expires_at = max(enqueue time, timestamp_ms) + effective ttl
 // so a delayed run's TTL starts when it comes due. `RUN_ENGINE_DEFAULT_MAX_TTL`
 // (a TTL string, optional) is both a cap and a default: a longer TTL is
@@ -14,7 +14,7 @@
 //   returns them; this keeps a hand-built value from arming an instant expiry).
 // - An unparsable RUN_ENGINE_DEFAULT_MAX_TTL is a startup error
 //   (`init(defaultMaxTTL:)` throws, naming the setting), not "keep the run's
-//   TTL" as in the reference; "" and "0" mean no maximum.
+//   TTL" as in trigger.dev's run queue; "" and "0" mean no maximum.
 // - The sum saturates at Int64.max instead of trapping: timestamp_ms comes
 //   from a peer, and nothing a peer sends may stop the process. (A deadline
 //   that far out is never reached; the TTL itself is at most 100 years.)

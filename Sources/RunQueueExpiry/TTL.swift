@@ -1,7 +1,7 @@
 // TTL: a parsed, positive time-to-live.
 //
 // What: how long a queued run may wait, counted from when it is due
-// (engine.md "Expiry"). Built by `TTLParser` from the `ttl` string, or from a
+// (docs/expiry.md). Built by `TTLParser` from the `ttl` string, or from a
 // whole number of seconds. "No TTL" is `nil`, never a zero TTL.
 //
 // Invariants:

@@ -1,8 +1,8 @@
 import RunQueueCore
 
-/// A TTL string that does not parse. Maps to `INVALID_ARGUMENT` (protocol.md:
-/// a bad `ttl` is never silently ignored); `message` names the field and says
-/// what is wrong and what would be accepted.
+/// A TTL string that does not parse. Maps to `INVALID_ARGUMENT`
+/// (docs/protocol.md: a bad `ttl` is never silently ignored); `message` names
+/// the field and says what is wrong and what would be accepted.
 public struct TTLError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What is wrong with the string.
     public enum Reason: Sendable, Equatable {

@@ -1,7 +1,7 @@
 // TTLParser: the strict parser for TTL strings (`ttl` on Enqueue, and the
 // `RUN_ENGINE_DEFAULT_MAX_TTL` setting).
 //
-// Grammar (engine.md "Expiry", protocol.md "Behaviour every method shares"):
+// Grammar (docs/expiry.md; docs/protocol.md, "Field rules"):
 //     ttl      = "" | seconds | group+
 //     seconds  = digit+                       whole seconds, e.g. "3600"
 //     group    = digit+ unit
@@ -13,10 +13,10 @@
 //   well-formed duration that totals zero ("00", "0h0m"): a zero TTL would
 //   expire a run at the moment it is enqueued, which nobody means. The rules
 //   below are checked first, so "0ms" and "0s0s" are still errors.
-// - Order is free ("30m1h" = 1h30m), as in the reference parser: the spec
+// - Order is free ("30m1h" = 1h30m), as in trigger.dev's parser: the spec
 //   rejects repeats but not order, and clients written for trigger.dev send
 //   either order. Repeats are rejected, so order cannot be ambiguous.
-// - Units are lowercase only ("1H" is an error), as in the reference.
+// - Units are lowercase only ("1H" is an error), as in trigger.dev's parser.
 // - Leading zeros are fine ("01h", "007"); digits are ASCII 0-9 only.
 // - The length limit (100) counts UTF-8 bytes; longer input is rejected
 //   before any other check and is not echoed in the error message.
@@ -25,14 +25,14 @@
 //   would not honour). It also keeps now + ttl far below 2^53, so deadlines
 //   stay exact as Lua numbers (doubles) in Redis scores.
 //
-// Deliberate differences from the reference (reference §5.1, §8.1 item 4):
-// invalid strings are errors (the reference ignores them, or silently applies
-// the platform max), and repeated units are errors (the reference counts only
-// the first of each unit, so "1h1h" was 1 h).
+// Deliberate differences from trigger.dev's run queue: invalid strings are
+// errors (trigger.dev ignores them, or silently applies the platform max), and
+// repeated units are errors (trigger.dev counts only the first of each unit,
+// so "1h1h" was 1 h).
 
 /// Parses TTL strings into milliseconds. Pure: no clock, no configuration.
 public enum TTLParser {
-    /// Longest accepted input, in UTF-8 bytes (as the reference).
+    /// Longest accepted input, in UTF-8 bytes (as in trigger.dev's parser).
     public static let maxInputBytes = 100
     /// Longest accepted TTL: 100 years of 365 days, in milliseconds.
     public static let maxMilliseconds: Int64 = 36_500 * 86_400_000

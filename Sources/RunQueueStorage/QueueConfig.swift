@@ -1,8 +1,8 @@
 import RunQueueCore
 
-/// The queue's tunables, with the reference's defaults.
+/// The queue's tunables, with the defaults listed in README.md "Configuration".
 public struct QueueConfig: Sendable {
-    /// Environment concurrency limit when none was set (reference default 100).
+    /// Environment concurrency limit when none was set (trigger.dev's default 100).
     public var defaultEnvironmentLimit = 100
     /// Environment burst factor when none was set (cap = floor(limit x burst)).
     public var defaultBurstFactor = 1.0

@@ -296,8 +296,9 @@ public final class QueueStore: @unchecked Sendable {
             return .success(.done(AckResult(entryID: id, attempt: attempt, alreadyCompleted: false, entry: entry)))
         case 2 where parts.count == 3:
             // Completed and still finishing. Only a retry fenced at that
-            // attempt answers as the first call did (engine.md); an unfenced
-            // repeat is an ack of a run no longer in flight (protocol.md),
+            // attempt answers as the first call did (docs/durability.md); an
+            // unfenced repeat is an ack of a run no longer in flight
+            // (docs/protocol.md, "Ack"),
             // however soon after the first answer it comes.
             let attempt = UInt32(parts[1].int ?? 0)
             guard let fence else { return .success(.notInFlight) }

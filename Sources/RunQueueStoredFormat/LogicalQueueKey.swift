@@ -1,5 +1,5 @@
 // LogicalQueueKey: trigger.dev's queue key grammar, as stored in the `queue`
-// field of V2 and V3 messages (reference §2.3).
+// field of V2 and V3 messages.
 //
 //     {org:O}:proj:P:env:E:queue:Q            no concurrency key
 //     {org:O}:proj:P:env:E:queue:Q:ck:C       concurrency key C (non-empty)
@@ -10,7 +10,7 @@
 //   so none of them contains `:` or `}` and each section ends at a fixed
 //   delimiter. Everything after the FIRST `:ck:` (that is, after the first `:`
 //   following Q) is the concurrency key, verbatim: a key containing `:` or even
-//   `:ck:` round-trips (the reference's `descriptorFromQueue` split on `:` and
+//   `:ck:` round-trips (trigger.dev's `descriptorFromQueue` split on `:` and
 //   truncated such keys).
 // - `encoded` and `init(parsing:)` are exact inverses over every key whose
 //   parts pass `Validation` (identifier / queue name / concurrency key); a
@@ -18,7 +18,7 @@
 // - `""` as concurrency key means none; `:ck:` followed by nothing is
 //   rejected (it would decode to "none" and re-encode differently).
 // Why keep this grammar at all: V2 and V3 are trigger.dev's formats, and a
-// deployment must be able to read (and write) what the reference wrote. Our
+// deployment must be able to read (and write) what trigger.dev wrote. Our
 // own V4 layout and Redis keys do not depend on it.
 
 import RunQueueCore
@@ -63,7 +63,7 @@ public struct LogicalQueueKey: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { encoded }
 
-    /// The key without its `:ck:` section (the reference's "base queue").
+    /// The key without its `:ck:` section (trigger.dev's "base queue").
     public var withoutConcurrencyKey: LogicalQueueKey {
         var copy = self
         copy.concurrencyKey = ""

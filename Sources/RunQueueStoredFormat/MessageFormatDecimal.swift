@@ -3,7 +3,7 @@
 /// itself, so every number has exactly one spelling and a decode + encode
 /// round trip is byte-exact.
 ///
-/// Digit strings are checked BEFORE converting (engine.md): at most
+/// Digit strings are checked BEFORE converting: at most
 /// `maxDigits` digits, so the value is bounded without overflow arithmetic
 /// and, at 15 digits or fewer (< 10^15 < 2^53), exact in a Lua number.
 enum MessageFormatDecimal {

@@ -1,5 +1,5 @@
 /// A stored message (V2 JSON, V3 compact) or a logical queue key that does not
-/// decode. Decoding is strict (engine.md): a bad value is this error, never a
+/// decode. Decoding is strict: a bad value is this error, never a
 /// zero, an empty string or NaN. The storage layer reports it as an internal
 /// data error for the run; it never reaches a peer as a request error.
 public struct MessageFormatError: Error, Sendable, Equatable, CustomStringConvertible {

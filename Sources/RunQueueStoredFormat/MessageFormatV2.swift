@@ -1,4 +1,5 @@
-// MessageFormatV2: trigger.dev's JSON run message (reference §3.1, engine.md).
+// MessageFormatV2: trigger.dev's JSON run message (where it is kept in Redis:
+// docs/queue-design.md, "Lanes").
 //
 // Writing: one JSON object, no whitespace, keys in this fixed order
 //
@@ -16,15 +17,15 @@
 //   UTF-8; duplicate known keys are an error; unknown keys (trace fields such
 //   as `traceparent`, `eligibleAtMs`, ...) are skipped whatever their value;
 // - `version` "2", or "1" (legacy): V1 has `masterQueues` instead of
-//   `workerQueue`; as the reference's WorkerQueueResolver does, the worker
+//   `workerQueue`; as trigger.dev's WorkerQueueResolver does, the worker
 //   queue is the environment id for DEVELOPMENT, else `masterQueues[0]`
 //   (a V1 `workerQueue` key is ignored, a V2 `masterQueues` key too);
 // - required: version, runId, orgId, projectId, environmentId,
 //   environmentType, queue, timestamp, attempt, workerQueue (V2) /
 //   masterQueues (V1 non-DEVELOPMENT); `taskIdentifier` is required unless the
-//   caller supplies a fallback (it is optional in the reference since #3559);
+//   caller supplies a fallback (newer trigger.dev versions may leave it out);
 // - optional: concurrencyKey and ttlExpiresAt; `null` counts as absent, and
-//   concurrencyKey "" means none (the reference writes no `:ck:` for it);
+//   concurrencyKey "" means none (trigger.dev writes no `:ck:` for it);
 // - every value meets the same rules as at the API edge (Validation): ids,
 //   queue name, concurrency key, task identifier, worker queue; the
 //   environment type is one of the four names;

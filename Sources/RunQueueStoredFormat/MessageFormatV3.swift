@@ -1,5 +1,5 @@
-// MessageFormatV3: the compact run message of trigger.dev PR #3002
-// (reference §3.3, engine.md).
+// MessageFormatV3: the compact run message of an unmerged trigger.dev change
+// (where it is kept in Redis: docs/queue-design.md, "Lanes").
 //
 //     "v3:" queue RS timestamp RS attempt RS type RS workerQueue      RS = 0x1E
 //
@@ -17,15 +17,15 @@
 //   cannot (their alphabets); concurrency keys cannot (Validation rejects
 //   0x1E), so splitting on 0x1E is unambiguous.
 // - Decoding is strict: wrong field count, an empty field, a bad digit string
-//   or type code is an error naming the field, never a zero or NaN (the
-//   reference parsed with parseInt and no check).
+//   or type code is an error naming the field, never a zero or NaN
+//   (trigger.dev parsed with parseInt and no check).
 // - V3 carries no run id, no task identifier and no TTL deadline. The decoder
 //   returns the five fields (`Decoded`); the caller supplies the run id (the
 //   key it read) and the task identifier (the queue's record or the run's
 //   row), both validated, never derived from the queue name and never
-//   defaulted to "" (the reference's two bugs). The TTL deadline lives in the
+//   defaulted to "" (trigger.dev's two bugs). The TTL deadline lives in the
 //   shard's TTL index, keyed by run id, not in the message.
-// Why keep V3: trigger.dev deployments that ran PR #3002 wrote it; reading it
+// Why keep V3: trigger.dev deployments that ran that change wrote it; reading it
 // (and writing it on request) lets a deployment move between formats in
 // either direction with no backfill.
 

@@ -17,7 +17,7 @@
 //   `ttlExpiresAtMs == nil`, which V3 cannot carry).
 // - The run id and task identifier of a V3 message come from the caller (the
 //   key the message was read from, the queue's record or the run's row): never
-//   from the queue name (the reference's bug) and never defaulted to "" (its
+//   from the queue name (trigger.dev's bug) and never defaulted to "" (its
 //   other bug); a missing or invalid one is an error.
 // Why a separate type rather than RunMessage: RunMessage is the wire view
 // (lease deadline, no TTL); this is the storage view (TTL, no lease).
@@ -112,7 +112,7 @@ public struct StoredMessage: Sendable, Equatable {
     ///     takes this one.
     ///   - taskIdentifier: from the queue's record or the run's row. Required
     ///     for V3 (which carries none); for V2 used only when the JSON lacks
-    ///     `taskIdentifier` (optional in the reference since #3559).
+    ///     `taskIdentifier` (newer trigger.dev versions may leave it out).
     public static func decode(
         _ bytes: [UInt8], runID: String, taskIdentifier: String?
     ) throws(MessageFormatError) -> (StoredMessage, StoredFormat) {

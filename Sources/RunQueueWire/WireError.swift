@@ -1,7 +1,7 @@
 /// A frame body that is not a valid protobuf message of the expected type.
 ///
 /// The connection survives it (framing is intact): the server answers
-/// `INVALID_ARGUMENT` with call id 0 and keeps reading (protocol.md).
+/// `INVALID_ARGUMENT` with call id 0 and keeps reading (docs/protocol.md).
 public struct WireError: Error, Sendable, Equatable, CustomStringConvertible {
     public let message: String
 

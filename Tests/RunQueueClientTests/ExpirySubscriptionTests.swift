@@ -4,8 +4,8 @@ import RunQueueCore
 import Testing
 
 /// The subscription's stream protocol, resume and de-duplication, against a
-/// scripted server (runqueued answers SubscribeExpiry with UNIMPLEMENTED
-/// until the expiry issue lands; RunQueueClientTests covers that).
+/// scripted server that controls every response (RunQueueClientTests covers
+/// the stream against runqueued).
 @Suite struct ExpirySubscriptionTests {
     static func client(_ fake: FakeServer) throws -> RunQueueClient {
         var configuration = try RunQueueClientConfiguration(server: fake.hostPort)

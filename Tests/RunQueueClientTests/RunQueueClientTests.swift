@@ -45,7 +45,7 @@ import Testing
         #expect(stats.inFlight == 1 && stats.length == 0)
 
         #expect(try await client.ack(message))
-        // A retry with the same attempt answers as the first call did (engine.md).
+        // A retry with the same attempt answers as the first call did (docs/durability.md).
         #expect(try await client.ack(message))
         await expectError(.failedPrecondition) {
             try await client.heartbeat(runID: n("a"), environmentID: n("env"))

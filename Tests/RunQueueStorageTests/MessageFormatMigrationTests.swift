@@ -31,7 +31,7 @@ import Testing
         func close() -> [Int] { [v2.close(), v3.close(), v4.close()] }
     }
 
-    /// A concurrency key that a split on ':' (the reference's bug) or on
+    /// A concurrency key that a split on ':' (trigger.dev's bug) or on
     /// ":ck:" after the first one would truncate.
     static let ck = "tenant:7:ck:eu-west"
 

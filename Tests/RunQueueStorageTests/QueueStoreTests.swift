@@ -67,7 +67,7 @@ import Testing
         #expect(try await h.claim(count: 10).isEmpty)
         #expect(try await h.stats().concurrencyLimit == 2)
         // Burst raises the environment's cap; each queue stays capped by the
-        // limit without burst (as in the reference).
+        // limit without burst (as in trigger.dev's run queue).
         try await h.setLimit(.set(limit: 2, burstFactor: 2.0))
         #expect(try await h.stats().concurrencyLimit == 4)
         #expect(try await h.stats(queue: "even").concurrencyLimit == 2)
@@ -129,7 +129,8 @@ import Testing
             if batch.messages.isEmpty { break }
         }
         // Claims of 10 alternate the two environments' shares (5 + 5), so B
-        // is done within 40 runs; the issue's bar is 400.
+        // is done within 40 runs (docs/queue-design.md, "Fairness between
+        // environments").
         let fromB = delivered.prefix(40).filter { $0.hasPrefix("b") }.count
         #expect(fromB == 20, "B got \(fromB) of its 20 runs within the first 40")
         #expect(h.close() == 0)

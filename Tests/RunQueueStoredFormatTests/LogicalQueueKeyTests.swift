@@ -38,7 +38,7 @@ import Testing
     }
 
     @Test func concurrencyKeyIsEverythingAfterTheFirstCk() throws {
-        // The reference split on ':' and kept only "a" here.
+        // trigger.dev's parser split on ':' and kept only "a" here.
         let key = try LogicalQueueKey(parsing: "{org:o}:proj:p:env:e:queue:q:ck:a:ck:b:c")
         #expect(key.queue == "q")
         #expect(key.concurrencyKey == "a:ck:b:c")

@@ -15,7 +15,7 @@
 //    - applier discarded: the same server with
 //      RUNQUEUE_BENCHMARK_DISCARD_RECORDS=applier (rows created first as
 //      always; the outbox applier writes nothing, so an Ack answers once its
-//      script ran): the baseline issue 4 names first;
+//      script ran): the primary baseline for the write-through ratio;
 //    - Redis-only: the same server with RUNQUEUE_BENCHMARK_DISCARD_RECORDS=1,
 //      a benchmark-only setting under which no run record is written
 //      (creations answer as created, outbox entries are drained unapplied).
@@ -225,8 +225,8 @@ func main() async throws {
 
     // The baselines are the same server with RUNQUEUE_BENCHMARK_DISCARD_RECORDS:
     // "applier" (rows created first as always, no later change written: the
-    // issue's "applier's writes discarded") and "1" (no PostgreSQL work at all:
-    // the Redis-only path).
+    // applier-discard baseline) and "1" (no PostgreSQL work at all: the
+    // Redis-only path).
     let loop = try EventLoop(name: "bench-cycle-pg")
     let postgres = try PostgresConnection(loop: loop, url: databaseURL)
     try await postgres.connect()

@@ -1,6 +1,6 @@
 // runqueue-bench-expiry: how late expiry events reach a subscriber, and how
-// fast a mass expiry drains, through a real runqueued; and the reference's
-// 1 s poller measured in the same run.
+// fast a mass expiry drains, through a real runqueued; and trigger.dev's
+// 1 s TTL poller measured in the same run.
 //
 // What it does:
 // 1. Starts its own redis-server on a free port (`--save '' --appendonly no`),
@@ -20,8 +20,8 @@
 //    deadlines are all the same instant. Measures the time from that instant
 //    until PostgreSQL shows all M EXPIRED (count query every 50 ms) and until
 //    the subscriber had all M events; prints runs/s of each.
-// 4. Baseline: trigger.dev's TTL poller as the reference describes it (§5.4,
-//    §5.5): 4 TTL shards (its default), one loop per shard ticking every
+// 4. Baseline: trigger.dev's TTL poller as its run queue implements it:
+//    4 TTL shards (its default), one loop per shard ticking every
 //    1000 ms, each tick expiring at most 100 members with score <= now (ZREM
 //    plus the worker job it writes), against the same redis-server. It gets
 //    the same N deadlines over the same window and runs until the window plus
@@ -85,7 +85,7 @@ struct Workload {
     }
 }
 
-// MARK: the reference's poller
+// MARK: trigger.dev's poller
 
 struct BaselineResult {
     var lateness: [Double]
@@ -106,7 +106,7 @@ func referencePoller(redisPort: UInt16, runs: Int, spreadMs: Int64, shards: Int 
     loop.execute { redis.connect() }
     try await redis.waitUntilConnected(timeoutMs: 5_000)
     defer { loop.execute { redis.close() } }
-    // The reference's expire script (§5.5), reduced to its Redis work: read
+    // trigger.dev's expire script, reduced to its Redis work: read
     // the due members, ZREM each, DEL its message, write the worker job.
     let script = RedisScript(source: """
         local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))

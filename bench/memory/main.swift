@@ -7,10 +7,10 @@
 // characters), and prints (used_memory after - before) / N.
 //
 // Baseline, measured in the same run on the same server: trigger.dev's key
-// layout (reference/trigger-runqueue.md §2.2, §3) written directly with
-// pipelined commands: per run a queue ZSET entry, an env ZSET entry, a message
-// key holding the V2 JSON (or the V3 value of the unmerged compact format),
-// and a TTL ZSET member "queueKey|runId|orgId". Ratios are ours / baseline.
+// layout written directly with pipelined commands: per run a queue ZSET
+// entry, an env ZSET entry, a message key holding the V2 JSON (or the V3
+// value of the unmerged compact format), and a TTL ZSET member
+// "queueKey|runId|orgId". Ratios are ours / baseline.
 //
 // Between cases: FLUSHALL SYNC, the loading connection closed, and Redis left
 // to settle until used_memory stops moving. The scripts are loaded before the
@@ -178,7 +178,7 @@ struct Fixture {
                       timestampMs: baseTimestampMs + Int64(index), attempt: 0, ttlExpiresAtMs: expiresAtMs)
     }
 
-    /// The reference's logical queue key `{org:O}:proj:P:env:E:queue:Q`.
+    /// trigger.dev's logical queue key `{org:O}:proj:P:env:E:queue:Q`.
     var queueKey: String { LogicalQueueKey(orgID: orgID, projectID: projectID, environmentID: environmentID, queue: queue).encoded }
 }
 

@@ -106,7 +106,8 @@ class Client:
 
     `timeout` (seconds) bounds connecting and each call's wait for its answer
     (a long-polling dequeue gets `wait_ms` on top). With `token`, Hello is sent
-    right after connecting (a server with tokens configured requires it first).
+    right after connecting (runqueued ignores the token today: tokens are not
+    implemented, and no call requires a Hello first).
     `max_response_bytes` is the largest response frame accepted.
     """
 
