@@ -3,6 +3,8 @@
 // packages through system-library targets; see docs/architecture.md.
 import PackageDescription
 
+let deque = Target.Dependency.product(name: "DequeModule", package: "swift-collections")
+
 let package = Package(
     name: "runqueue",
     platforms: [.macOS(.v15)],
@@ -14,6 +16,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
@@ -30,8 +33,8 @@ let package = Package(
         .target(name: "CRedisUV", dependencies: ["CHiredis", "CLibUV"]),
 
         .target(name: "UVLoop", dependencies: ["CLibUV"]),
-        .target(name: "RedisDriver", dependencies: ["CHiredis", "CRedisUV", "CLibUV", "UVLoop"]),
-        .target(name: "PostgresDriver", dependencies: ["CLibPQ", "CLibUV", "UVLoop"]),
+        .target(name: "RedisDriver", dependencies: ["CHiredis", "CRedisUV", "CLibUV", "UVLoop", deque]),
+        .target(name: "PostgresDriver", dependencies: ["CLibPQ", "CLibUV", "UVLoop", deque]),
         .target(name: "RunQueueCore"),
         // The wire: protobuf-c messages and frames (with the drivers, the only Swift that touches C).
         .target(name: "RunQueueWire", dependencies: ["CRunQueueProto", "CProtobufC", "RunQueueCore"]),
@@ -47,7 +50,7 @@ let package = Package(
         .target(
             name: "RunQueueEngine",
             dependencies: [
-                "UVLoop", "RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueStorage", "RunQueueExpiry",
+                "UVLoop", "RedisDriver", "PostgresDriver", "RunQueueCore", "RunQueueStorage", "RunQueueExpiry", deque,
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -59,7 +62,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "RunQueueClient", dependencies: ["UVLoop", "RunQueueCore", "RunQueueWire"]),
+        .target(name: "RunQueueClient", dependencies: ["UVLoop", "RunQueueCore", "RunQueueWire", deque]),
         .executableTarget(
             name: "runqueued",
             dependencies: ["RunQueueServer", .product(name: "Logging", package: "swift-log")]
@@ -121,7 +124,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "UVLoopTests", dependencies: ["UVLoop", "TestSupport"]),
         .testTarget(name: "RedisDriverTests", dependencies: ["RedisDriver", "UVLoop", "TestSupport"]),
-        .testTarget(name: "PostgresDriverTests", dependencies: ["PostgresDriver", "UVLoop", "TestSupport"]),
+        .testTarget(name: "PostgresDriverTests", dependencies: ["PostgresDriver", "UVLoop", "TestSupport", deque]),
         .testTarget(name: "RunQueueWireTests", dependencies: ["RunQueueWire", "RunQueueCore"]),
         .testTarget(name: "RunQueueStoredFormatTests", dependencies: ["RunQueueStoredFormat", "RunQueueCore"]),
         .testTarget(name: "RunQueueCoreTests", dependencies: ["RunQueueCore"]),

@@ -38,7 +38,7 @@
 //     from inside the call that queued it (a request refused at once is failed
 //     from a later loop turn).
 //
-// I/O rules (platform-notes 4.2, 6.8)
+// I/O rules (libpq's non-blocking mode under a uv_poll watcher)
 //   - Input: on readable, PQconsumeInput, then drain with PQisBusy/PQgetResult
 //     right away: data libpq buffered does not wake the poller. The drain also
 //     runs after every send, because libpq reads while it waits to write.
@@ -73,6 +73,7 @@
 // LISTEN/NOTIFY: notifications are read after every PQconsumeInput and passed
 // to `onNotification`. A reconnect loses LISTENs: issue them again on
 // `.connected`.
+internal import DequeModule
 import UVLoop
 
 public final class PostgresConnection: @unchecked Sendable {
@@ -114,7 +115,7 @@ public final class PostgresConnection: @unchecked Sendable {
     private var session: PostgresSession?
     /// Requests queued and not yet written (waiting for the connection, or
     /// behind a simple query).
-    private var unsent = RequestQueue<PendingRequest>()
+    private var unsent = Deque<PendingRequest>()
     private var timer: LoopTimer?
     /// When the timer fires next (loop ms), nil when not armed.
     private var timerDue: UInt64?
@@ -210,7 +211,7 @@ public final class PostgresConnection: @unchecked Sendable {
         reconnectAt = nil
         connectDeadline = nil
         resolvingAttempt = nil
-        let queued = unsent.removeAll()
+        let queued = unsent.takeAll()
         state = .closed
         let error = PostgresError(.closed, "connection closed")
         for request in inflight + queued { request.finish(.failure(error)) }
@@ -402,7 +403,7 @@ public final class PostgresConnection: @unchecked Sendable {
         connectDeadline = nil
         resolvingAttempt = nil
         backoff.recordFailure()
-        let queued = unsent.removeAll()
+        let queued = unsent.takeAll()
         state = .disconnected(error)
         for request in queued { request.finish(.failure(error)) }
         finishWaiters(.failure(error))
@@ -417,7 +418,7 @@ public final class PostgresConnection: @unchecked Sendable {
         self.session = nil
         let inflight = takeInflight(session)
         session.finish()
-        let queued = unsent.removeAll()
+        let queued = unsent.takeAll()
         state = .disconnected(error)
         let timeout = PostgresError(.timeout, "request timed out; the connection was reset")
         for request in inflight + queued {
@@ -431,7 +432,7 @@ public final class PostgresConnection: @unchecked Sendable {
         var list: [PendingRequest] = []
         if let simple = session.simple { list.append(simple) }
         session.simple = nil
-        list += session.inflight.removeAll()
+        list += session.inflight.takeAll()
         return list
     }
 
@@ -683,7 +684,7 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     private func expireRequests(now: UInt64) {
-        let expired = unsent.remove { $0.isExpired(at: now) }
+        let expired = unsent.take { $0.isExpired(at: now) }
         for request in expired {
             request.finish(.failure(PostgresError(.timeout, "request timed out before it was sent")))
         }

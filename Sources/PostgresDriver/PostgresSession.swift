@@ -1,4 +1,5 @@
 internal import CLibPQ
+internal import DequeModule
 import UVLoop
 #if canImport(Glibc)
 import Glibc
@@ -31,7 +32,7 @@ final class PostgresSession {
     var outputPending = false
 
     /// Pipelined requests sent and not yet completed, in wire order.
-    var inflight = RequestQueue<PendingRequest>()
+    var inflight = Deque<PendingRequest>()
     /// The simple-protocol request on the wire (the pipeline is off meanwhile).
     var simple: PendingRequest?
     /// Reentrancy guard of `PostgresConnection.pump`.

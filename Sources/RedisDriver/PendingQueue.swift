@@ -1,3 +1,5 @@
+internal import DequeModule
+
 /// The commands sent on the current hiredis context, oldest first.
 ///
 /// Replies arrive in send order and complete commands through hiredis'
@@ -8,15 +10,14 @@
 /// handshake commands, which use the connect timeout, have replied before any
 /// other command is sent), so the oldest waiting one has the earliest deadline.
 struct PendingQueue {
-    private var items: [PendingCommand] = []
-    private var head = 0
+    private var items = Deque<PendingCommand>()
 
-    var isEmpty: Bool { head == items.count }
+    var isEmpty: Bool { items.isEmpty }
 
     /// The oldest command still waiting, after dropping completed ones.
     mutating func oldestWaiting() -> PendingCommand? {
         dropCompleted()
-        return isEmpty ? nil : items[head]
+        return items.first
     }
 
     mutating func append(_ command: PendingCommand) {
@@ -26,21 +27,12 @@ struct PendingQueue {
 
     /// Empties the queue, returning the commands still waiting, oldest first.
     mutating func removeAll() -> [PendingCommand] {
-        let waiting = items[head...].filter { !$0.isDone }
-        items = []
-        head = 0
+        let waiting = Array(items.filter { !$0.isDone })
+        items.removeAll()
         return waiting
     }
 
     private mutating func dropCompleted() {
-        while head < items.count, items[head].isDone { head += 1 }
-        if head == items.count {
-            items.removeAll(keepingCapacity: items.capacity <= 65_536)
-            head = 0
-        } else if head >= 4_096, head * 2 >= items.count {
-            // Amortized O(1): compact once the dead prefix is at least half the array.
-            items.removeFirst(head)
-            head = 0
-        }
+        while let first = items.first, first.isDone { items.removeFirst() }
     }
 }

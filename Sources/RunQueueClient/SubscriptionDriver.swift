@@ -22,6 +22,7 @@
 //   else the iteration throws the error: a wrong address or a refused filter
 //   surfaces instead of retrying forever. After that, retryable endings
 //   reconnect with backoff until the consumer stops.
+internal import DequeModule
 import RunQueueCore
 import Synchronization
 
@@ -35,8 +36,7 @@ final class SubscriptionDriver: Sendable {
     }
 
     private struct State {
-        var buffer: [ExpiryEvent] = []
-        var head = 0
+        var buffer = Deque<ExpiryEvent>()
         var waiter: CheckedContinuation<Result<ExpiryEvent?, RunQueueError>, Never>?
         /// Set when the iteration is over: delivered after the buffer drains.
         var end: Result<Void, RunQueueError>?
@@ -52,15 +52,10 @@ final class SubscriptionDriver: Sendable {
         var session: Session?
         var paused = false
 
-        var buffered: Int { buffer.count - head }
+        var buffered: Int { buffer.count }
 
         mutating func pop() -> ExpiryEvent {
-            let event = buffer[head]
-            head += 1
-            if head >= 1024 && head * 2 >= buffer.count {
-                buffer.removeFirst(head)
-                head = 0
-            }
+            let event = buffer.removeFirst()
             delivered = event.cursor
             return event
         }

@@ -20,9 +20,10 @@
 // hints, which bounds how long a lost announcement can delay a run.
 //
 // Gate: Redis is checked against PostgreSQL (and rebuilt where it lost its
-// state) before Dequeue is served (engine.md). Until the start-up check is
-// done, and while a rebuild runs (Redis found lost later), a Dequeue,
-// whatever its wait_ms, is held, at most `gateMs` from the gate closing: an
+// state) before Dequeue is served (docs/durability.md). Until the start-up
+// check is done, and while a rebuild runs (Redis found lost later), a
+// Dequeue, whatever its wait_ms, is held, at most `gateMs`
+// (RUNQUEUE_REBUILD_HOLD_MS) from the gate closing: an
 // answer of "nothing" from a Redis not yet rebuilt would tell a worker there
 // is no work. A Dequeue whose claim met the lost Redis (and so started the
 // rebuild) is held the same way instead of answering empty.
@@ -30,6 +31,7 @@
 // A claim whose call was cancelled or whose connection closed while the
 // script ran gives its runs back at once (release.lua: no extra attempt), so
 // nothing is leased that is not delivered.
+internal import DequeModule
 import Logging
 import RunQueueCore
 import RunQueueStorage
@@ -48,7 +50,7 @@ final class DequeueCoordinator {
     let maxRunsPerFrame: Int
     private var rotation: [String: Int] = [:]
     private var emptyHint: [String: Set<Int>] = [:]
-    private var waiters: [String: [Waiter]] = [:]
+    private var waiters: [String: Deque<Waiter>] = [:]
     private var serving: Set<String> = []
     private var shardWake: [Int: Int64] = [:]
     private var wakeTimer: LoopTimer?
@@ -194,9 +196,8 @@ final class DequeueCoordinator {
 
     /// Serves the waiters of `workerQueue` in arrival order while claims find runs.
     private func serve(_ workerQueue: String) {
-        guard !serving.contains(workerQueue), var list = waiters[workerQueue], !list.isEmpty else { return }
-        let waiter = list.removeFirst()
-        waiters[workerQueue] = list.isEmpty ? nil : list
+        guard !serving.contains(workerQueue), let waiter = waiters[workerQueue]?.popFirst() else { return }
+        if waiters[workerQueue]?.isEmpty == true { waiters[workerQueue] = nil }
         waiter.waiting = false
         serving.insert(workerQueue)
         claim(for: waiter) { [unowned self] result in
@@ -217,7 +218,7 @@ final class DequeueCoordinator {
             case .success:
                 // Nothing for the first in line: nothing for the others either.
                 waiter.waiting = true
-                waiters[workerQueue, default: []].insert(waiter, at: 0)
+                waiters[workerQueue, default: []].prepend(waiter)
             }
         }
     }

@@ -12,6 +12,7 @@
 // commit order equals cursor order, so a gap is never filled later). A
 // subscriber whose position is at or after `coveredAfter` reads from the
 // ring; one further behind pages from PostgreSQL itself. Loop thread only.
+internal import DequeModule
 import Logging
 import PostgresDriver
 import RunQueueCore
@@ -136,37 +137,31 @@ final class ExpiryLogReader {
     }
 }
 
-/// A fixed-capacity ring of events in cursor order; appending to a full ring
-/// evicts the oldest.
+/// The newest events, at most `capacity`, in cursor order; appending to a
+/// full ring evicts the oldest.
 struct EventRing {
-    private var storage: [ExpiryEvent] = []
-    private var head = 0
+    private var events = Deque<ExpiryEvent>()
     let capacity: Int
 
     init(capacity: Int) { self.capacity = capacity }
 
-    var count: Int { storage.count }
+    var count: Int { events.count }
 
-    subscript(index: Int) -> ExpiryEvent { storage[(head + index) % storage.count] }
+    subscript(index: Int) -> ExpiryEvent { events[index] }
 
     /// Appends; returns the evicted event when the ring was full.
     mutating func append(_ event: ExpiryEvent) -> ExpiryEvent? {
-        if storage.count < capacity {
-            storage.append(event)
-            return nil
-        }
-        let evicted = storage[head]
-        storage[head] = event
-        head = (head + 1) % capacity
-        return evicted
+        events.append(event)
+        return events.count > capacity ? events.removeFirst() : nil
     }
 
+    /// Index of the first event with a cursor greater than `cursor` (binary search).
     func firstIndex(after cursor: UInt64) -> Int {
         var low = 0
         var high = count
         while low < high {
             let mid = (low + high) / 2
-            if self[mid].cursor <= cursor { low = mid + 1 } else { high = mid }
+            if events[mid].cursor <= cursor { low = mid + 1 } else { high = mid }
         }
         return low
     }

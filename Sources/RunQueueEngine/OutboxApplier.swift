@@ -10,7 +10,7 @@
 // (each reads from the start once, so entries of a dead server are picked up
 // by the others), because applying an entry twice changes nothing.
 //
-// DEQUEUED entries are held back for `dequeuedLagMs` (engine.md: DEQUEUED
+// DEQUEUED entries are held back for `dequeuedLagMs` (docs/durability.md: DEQUEUED
 // may be written behind, within a second, and skipped if the ack comes
 // first): most runs are acked within that time, their C entry supersedes
 // the D, and the row is written once instead of twice. Held entries stay in
@@ -33,6 +33,7 @@
 // While a shard's outbox cannot drain (PostgreSQL down), lease lapses on
 // that shard are paused (a self-expiring key the scripts check), so an
 // outage does not burn attempts.
+internal import DequeModule
 import Logging
 import RunQueueStorage
 import UVLoop
@@ -88,7 +89,7 @@ final class OutboxApplier {
         /// The last entry read and dealt with (applied, superseded or held).
         var cursor: String?
         /// D entries read but not written yet, in stream order, with the loop time they were read.
-        var held: [(entry: OutboxEntry, readAtMs: UInt64)] = []
+        var held = Deque<(entry: OutboxEntry, readAtMs: UInt64)>()
         var heldTimer: LoopTimer?
         /// Runs of entries written directly, not yet read back by a pass.
         var writtenDirectly = Set<EntryRun>()
@@ -281,7 +282,7 @@ final class OutboxApplier {
         var done: [OutboxEntry] = []
         /// The part of `done` to write (the rest was written directly).
         var write: [OutboxEntry] = []
-        var held: [(entry: OutboxEntry, readAtMs: UInt64)] = []
+        var held = Deque<(entry: OutboxEntry, readAtMs: UInt64)>()
         var cursor: String?
         var trimBelow: String?
         var changes = false

@@ -1,3 +1,4 @@
+import DequeModule
 import Foundation
 @testable import PostgresDriver
 import Testing
@@ -94,16 +95,15 @@ import Testing
         #expect(result.count == 1)
     }
 
-    @Test func queueKeepsOrderAcrossCompaction() {
-        var queue = RequestQueue<Int>()
-        for i in 0..<5000 { queue.append(i) }
+    @Test func takingFromAQueueKeepsTheOrderOfWhatIsTakenAndWhatStays() {
+        var queue = Deque(0..<5000)
         var popped: [Int] = []
         for _ in 0..<3000 { popped.append(queue.popFirst()!) }
-        for i in 5000..<6000 { queue.append(i) }
-        let removed = queue.remove { $0 % 2 == 0 }
+        queue.append(contentsOf: 5000..<6000)
+        let removed = queue.take { $0 % 2 == 0 }
         #expect(popped == Array(0..<3000))
-        #expect(removed.first == 3000)
-        #expect(queue.removeAll() == Array(stride(from: 3001, to: 6000, by: 2)))
+        #expect(removed == Array(stride(from: 3000, to: 6000, by: 2)))
+        #expect(queue.takeAll() == Array(stride(from: 3001, to: 6000, by: 2)))
         #expect(queue.isEmpty)
     }
 
