@@ -1,9 +1,10 @@
 // How RunQueueCore values print: as JSON objects keyed by the proto field
 // names (snake_case), and as `key=value` lines for people.
+import CommandLineSupport
 import RunQueueCore
 
 extension RunMessage {
-    var json: JSONValue {
+    var json: OrderedJSON {
         .object([
             ("run_id", .string(runID)), ("org_id", .string(orgID)), ("project_id", .string(projectID)),
             ("environment_id", .string(environmentID)), ("environment_type", .string(environmentType.name)),
@@ -24,7 +25,7 @@ extension RunMessage {
 }
 
 extension RunRecord {
-    var json: JSONValue {
+    var json: OrderedJSON {
         .object([
             ("run_id", .string(runID)), ("org_id", .string(orgID)), ("project_id", .string(projectID)),
             ("environment_id", .string(environmentID)), ("environment_type", .string(environmentType.name)),
@@ -49,7 +50,7 @@ extension RunRecord {
 }
 
 extension ExpiryEvent {
-    var json: JSONValue {
+    var json: OrderedJSON {
         .object([
             ("cursor", .uint(cursor)), ("run_id", .string(runID)), ("org_id", .string(orgID)),
             ("project_id", .string(projectID)), ("environment_id", .string(environmentID)),
@@ -69,7 +70,7 @@ extension ExpiryEvent {
 }
 
 extension QueueStatsResponse {
-    var json: JSONValue {
+    var json: OrderedJSON {
         .object([
             ("length", .uint(length)), ("due", .uint(due)), ("in_flight", .uint(inFlight)),
             ("oldest_age_ms", .int(oldestAgeMs)), ("concurrency_limit", .uint(UInt64(concurrencyLimit))),

@@ -1,3 +1,4 @@
+import CommandLineSupport
 import ArgumentParser
 import Foundation
 import RunQueueClient
@@ -143,7 +144,7 @@ struct EnqueueCommand: AsyncParsableCommand {
 
     private func report(_ runID: String, _ result: EnqueueResult) {
         if global.json {
-            var members: [(String, JSONValue)] = [("run_id", .string(runID)), ("status", .string(result.status.code.name))]
+            var members: [(String, OrderedJSON)] = [("run_id", .string(runID)), ("status", .string(result.status.code.name))]
             if !result.status.isOK { members.append(("message", .string(result.status.message))) }
             members += [("created", .bool(result.created)), ("expires_at_ms", .int(result.expiresAtMs))]
             Output.json(.object(members))

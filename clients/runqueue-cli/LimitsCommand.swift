@@ -1,3 +1,4 @@
+import CommandLineSupport
 import ArgumentParser
 import RunQueueClient
 import RunQueueCore
@@ -83,7 +84,7 @@ struct LimitsCommand: AsyncParsableCommand {
 
     static func report(_ global: GlobalOptions, _ target: Target, limit: UInt32?, burstFactor: Double) {
         if global.json {
-            var members: [(String, JSONValue)] = [
+            var members: [(String, OrderedJSON)] = [
                 ("environment_id", .string(target.environmentID)), ("queue", .string(target.queue)),
                 ("limit", limit.map { .uint(UInt64($0)) } ?? .null),
             ]

@@ -1,3 +1,4 @@
+import CommandLineSupport
 import Foundation
 
 /// What a load run measured; rendered as text, as JSON (--json) or as a chart (--plot).
@@ -69,8 +70,8 @@ struct Report {
 
     // MARK: - JSON
 
-    func json() -> JSON {
-        var config: [(String, JSON)] = [
+    func json() -> OrderedJSON {
+        var config: [(String, OrderedJSON)] = [
             ("connections", .int(plan.connections)),
             ("window", .int(plan.window)),
             ("rate", plan.rate.map { .number($0) } ?? .null),
@@ -93,7 +94,7 @@ struct Report {
             config += [("subscribers", .int(plan.subscribers))]
         }
 
-        var runs: [(String, JSON)] = [
+        var runs: [(String, OrderedJSON)] = [
             ("enqueued", .int(created)),
             ("not_created", .int(notCreated)),
             ("enqueue_failed", .int(enqueueFailed)),
@@ -111,16 +112,16 @@ struct Report {
                      ("foreign_events", .int(foreignEvents)), ("subscribers_failed", .int(subscribersFailed))]
         }
 
-        var throughput: [(String, JSON)] = [("runs_per_s", .number(runsPerSecond, places: 1)),
+        var throughput: [(String, OrderedJSON)] = [("runs_per_s", .number(runsPerSecond, places: 1)),
                                             ("calls_per_s", .number(callsPerSecond, places: 1))]
         if plan.expiryScenario { throughput.append(("events_per_s", .number(Double(events) / max(elapsed, 0.001), places: 1))) }
 
-        var calls: [(String, JSON)] = []
-        var measures: [(String, JSON)] = []
+        var calls: [(String, OrderedJSON)] = []
+        var measures: [(String, OrderedJSON)] = []
         for series in plan.series {
             let s = stats[series] ?? SeriesStats()
             if series.isCall {
-                var entry: [(String, JSON)] = [
+                var entry: [(String, OrderedJSON)] = [
                     ("count", .int(s.ok + s.errorCount)),
                     ("ok", .int(s.ok)),
                     ("errors", .object(s.errors.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
@@ -170,8 +171,8 @@ struct Report {
         ])
     }
 
-    private func latencyJSON(_ s: SeriesStats) -> JSON {
-        var fields: [(String, JSON)] = [("min", .number(s.minMs)), ("mean", .number(s.meanMs))]
+    private func latencyJSON(_ s: SeriesStats) -> OrderedJSON {
+        var fields: [(String, OrderedJSON)] = [("min", .number(s.minMs)), ("mean", .number(s.meanMs))]
         for (key, percentile) in Self.percentiles { fields.append((key, .number(s.percentileMs(percentile)))) }
         fields.append(("max", .number(s.maxMs)))
         return .object(fields)

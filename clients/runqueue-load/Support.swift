@@ -31,64 +31,6 @@ func wallMicros() -> Int64 {
     return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
 }
 
-/// A JSON value that keeps its keys in the order given (stable output).
-indirect enum JSON {
-    case string(String)
-    case int(Int64)
-    case double(Double)
-    case bool(Bool)
-    case null
-    case array([JSON])
-    case object([(String, JSON)])
-
-    static func int(_ value: Int) -> JSON { .int(Int64(value)) }
-    static func uint(_ value: UInt64) -> JSON { .int(Int64(clamping: value)) }
-    /// A double rounded to `places` decimals.
-    static func number(_ value: Double, places: Int = 3) -> JSON {
-        guard value.isFinite else { return .null }
-        let scale = pow(10.0, Double(places))
-        return .double((value * scale).rounded() / scale)
-    }
-
-    var rendered: String {
-        var out = ""
-        write(to: &out)
-        return out
-    }
-
-    private func write(to out: inout String) {
-        switch self {
-        case .string(let text): JSONText.quote(text, into: &out)
-        case .int(let value): out += String(value)
-        case .double(let value):
-            if !value.isFinite {
-                out += "null"
-            } else if value == value.rounded(), abs(value) < 1e15 {
-                out += String(Int64(value))
-            } else {
-                out += String(value)
-            }
-        case .bool(let value): out += value ? "true" : "false"
-        case .null: out += "null"
-        case .array(let items):
-            out += "["
-            for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
-                item.write(to: &out)
-            }
-            out += "]"
-        case .object(let members):
-            out += "{"
-            for (i, (key, value)) in members.enumerated() {
-                if i > 0 { out += "," }
-                JSONText.quote(key, into: &out)
-                out += ":"
-                value.write(to: &out)
-            }
-            out += "}"
-        }
-    }
-}
 
 /// 12345 -> "12,345"; for human output only.
 func grouped(_ value: Int) -> String {

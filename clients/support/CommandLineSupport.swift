@@ -1,6 +1,6 @@
 // CommandLineSupport: what the runqueue CLI and runqueue-load share: the
-// duration arguments they both take, and JSON string quoting for their
-// --json output.
+// duration arguments they both take, and the ordered JSON of their --json
+// output.
 import ArgumentParser
 import Foundation
 
@@ -57,5 +57,67 @@ public enum JSONText {
             }
         }
         out += "\""
+    }
+}
+
+/// A JSON value that keeps its keys in the order given (stable output).
+public indirect enum OrderedJSON: Sendable {
+    case string(String)
+    case int(Int64)
+    case uint(UInt64)
+    /// Whole values below 10^15 print without a fraction; NaN and infinities as null.
+    case double(Double)
+    case bool(Bool)
+    case null
+    case array([OrderedJSON])
+    case object([(String, OrderedJSON)])
+
+    public static func int(_ value: Int) -> OrderedJSON { .int(Int64(value)) }
+
+    /// A double rounded to `places` decimals.
+    public static func number(_ value: Double, places: Int = 3) -> OrderedJSON {
+        guard value.isFinite else { return .null }
+        let scale = pow(10.0, Double(places))
+        return .double((value * scale).rounded() / scale)
+    }
+
+    public var rendered: String {
+        var out = ""
+        write(to: &out)
+        return out
+    }
+
+    private func write(to out: inout String) {
+        switch self {
+        case .string(let text): JSONText.quote(text, into: &out)
+        case .int(let value): out += String(value)
+        case .uint(let value): out += String(value)
+        case .double(let value):
+            if !value.isFinite {
+                out += "null"
+            } else if value == value.rounded(), abs(value) < 1e15 {
+                out += String(Int64(value))
+            } else {
+                out += String(value)
+            }
+        case .bool(let value): out += value ? "true" : "false"
+        case .null: out += "null"
+        case .array(let items):
+            out += "["
+            for (i, item) in items.enumerated() {
+                if i > 0 { out += "," }
+                item.write(to: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (i, (key, value)) in members.enumerated() {
+                if i > 0 { out += "," }
+                JSONText.quote(key, into: &out)
+                out += ":"
+                value.write(to: &out)
+            }
+            out += "}"
+        }
     }
 }
