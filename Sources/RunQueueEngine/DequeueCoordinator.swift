@@ -373,8 +373,7 @@ final class DequeueCoordinator {
 
     private func armWakeTimer() {
         guard !closed, let next = shardWake.values.min(), let timer = wakeTimer else { return }
-        let delay = max(0, next - clock.nowMs())
-        timer.start(afterMs: UInt64(delay)) { [unowned self] in wakeDueShards() }
+        timer.start(afterMs: clock.msUntil(next)) { [unowned self] in wakeDueShards() }
     }
 
     private func wakeDueShards() {

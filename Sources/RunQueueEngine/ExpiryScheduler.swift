@@ -115,11 +115,10 @@ final class ExpiryScheduler {
             state.pending = min(state.pending ?? .max, deadline)
             return
         }
-        let now = clock.nowMs()
-        let target = min(deadline, now + Int64(settings.pollIntervalMs))
+        let target = min(deadline, clock.nowMs().addingSaturating(Int64(settings.pollIntervalMs)))
         if let armed = state.armedFor, armed <= target { return }
         state.armedFor = target
-        state.timer.start(afterMs: UInt64(max(0, target - now))) { [unowned self] in fire(shard) }
+        state.timer.start(afterMs: clock.msUntil(target)) { [unowned self] in fire(shard) }
     }
 
     private func fire(_ shard: Int) {

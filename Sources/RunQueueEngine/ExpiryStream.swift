@@ -83,10 +83,12 @@ final class ExpiryStreams {
                 stream.fail(.unavailable, "cannot read the expiry log: \(error.message)")
             case .success(let bounds):
                 let start: UInt64
+                // Cursors start at 1; the guard keeps a damaged bound from trapping.
+                let beforeOldest = bounds.oldest > 0 ? bounds.oldest - 1 : 0
                 if request.replay {
-                    start = bounds.oldest - 1
+                    start = beforeOldest
                 } else if request.resumeAfter > 0 {
-                    guard request.resumeAfter + 1 >= bounds.oldest, request.resumeAfter <= bounds.newest else {
+                    guard request.resumeAfter <= bounds.newest, request.resumeAfter >= beforeOldest else {
                         stream.fail(.outOfRange, "resume_after \(request.resumeAfter) is outside the retained log (oldest \(bounds.oldest), newest \(bounds.newest))")
                         return
                     }

@@ -275,8 +275,8 @@ final class QueueEngine {
 
     func nack(_ request: NackRequest, _ context: any EngineCall) {
         guard validateRun(request.runID, request.environmentID, context) else { return }
-        guard request.retryAtMs >= 0 else {
-            context.fail(.invalidArgument, "retry_at_ms must be 0 (backoff) or a time in ms, got \(request.retryAtMs)")
+        guard request.retryAtMs >= 0, request.retryAtMs <= Validation.maxTimestampMs else {
+            context.fail(.invalidArgument, "retry_at_ms must be 0 (backoff) or 1..\(Validation.maxTimestampMs) (Unix milliseconds), got \(request.retryAtMs)")
             return
         }
         let shard = store.shards.shard(forEnvironment: request.environmentID)

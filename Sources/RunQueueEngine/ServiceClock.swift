@@ -2,6 +2,14 @@ import Foundation
 import RedisDriver
 import UVLoop
 
+extension Int64 {
+    /// `self + other`, held at the bounds instead of trapping.
+    func addingSaturating(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? (other > 0 ? .max : .min) : sum
+    }
+}
+
 /// The service clock: this server's wall clock corrected by an offset
 /// measured from Redis `TIME` (about every 10 s), so every instance stamps
 /// scripts with the same notion of now. Scripts take `now` as an argument
@@ -12,6 +20,15 @@ final class ServiceClock {
 
     func nowMs() -> Int64 {
         Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) + offsetMs
+    }
+
+    /// Milliseconds from now until `deadline` for a timer: 0 when it has
+    /// passed. Saturating: a deadline can come from another instance's
+    /// announcement, so no value may trap here.
+    func msUntil(_ deadline: Int64) -> UInt64 {
+        let (delay, overflow) = deadline.subtractingReportingOverflow(nowMs())
+        if overflow { return deadline > 0 ? UInt64(Int64.max) : 0 }
+        return delay > 0 ? UInt64(delay) : 0
     }
 
     /// Measures the offset now and every `periodMs` on `redis`.
