@@ -33,8 +33,8 @@ let package = Package(
         .target(name: "CRedisUV", dependencies: ["CHiredis", "CLibUV"]),
 
         .target(name: "UVLoop", dependencies: ["CLibUV"]),
-        .target(name: "RedisDriver", dependencies: ["CHiredis", "CRedisUV", "CLibUV", "UVLoop", deque]),
-        .target(name: "PostgresDriver", dependencies: ["CLibPQ", "CLibUV", "UVLoop", deque]),
+        .target(name: "RedisDriver", dependencies: ["CHiredis", "CRedisUV", "CLibUV", "UVLoop", "RunQueueCore", deque]),
+        .target(name: "PostgresDriver", dependencies: ["CLibPQ", "CLibUV", "UVLoop", "RunQueueCore", deque]),
         .target(name: "RunQueueCore"),
         // The wire: protobuf-c messages and frames (with the drivers, the only Swift that touches C).
         .target(name: "RunQueueWire", dependencies: ["CRunQueueProto", "CProtobufC", "RunQueueCore"]),

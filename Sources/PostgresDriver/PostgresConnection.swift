@@ -74,6 +74,7 @@
 // to `onNotification`. A reconnect loses LISTENs: issue them again on
 // `.connected`.
 internal import DequeModule
+internal import RunQueueCore
 import UVLoop
 
 public final class PostgresConnection: @unchecked Sendable {

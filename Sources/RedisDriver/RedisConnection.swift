@@ -29,6 +29,7 @@
 // Why hiredis 0.14 and not a Swift RESP client: it is the packaged C client
 // the platform notes validated on libuv (with our patched adapter, CRedisUV,
 // which forwards poll errors the stock adapter swallows).
+internal import RunQueueCore
 import UVLoop
 
 public final class RedisConnection: @unchecked Sendable {
@@ -55,7 +56,7 @@ public final class RedisConnection: @unchecked Sendable {
 
     private var session: HiredisSession?
     private var pending = PendingQueue()
-    private var backoff: RedisBackoff
+    private var backoff: ReconnectBackoff
     private var deadlineTimer: LoopTimer?
     /// Loop time the deadline timer fires at; nil when it is not armed.
     private var deadlineTimerDueMs: UInt64?
@@ -66,7 +67,7 @@ public final class RedisConnection: @unchecked Sendable {
     public init(loop: EventLoop, config: RedisConfig) {
         self.loop = loop
         self.config = config
-        backoff = RedisBackoff(minMs: config.reconnectMinMs, maxMs: config.reconnectMaxMs)
+        backoff = ReconnectBackoff(initialMs: config.reconnectMinMs, maxMs: config.reconnectMaxMs)
     }
 
     /// Starts connecting; from then on the connection reconnects by itself
@@ -159,7 +160,7 @@ public final class RedisConnection: @unchecked Sendable {
                     self.connectionLost(RedisError(.connectFailed, "\(step[0]) failed: \(error.message)"))
                 case .success:
                     if isLast {
-                        self.backoff.reset()
+                        self.backoff.recordSuccess()
                         self.transition(to: .connected)
                     }
                 }
@@ -202,7 +203,8 @@ public final class RedisConnection: @unchecked Sendable {
         ended?.free()
         // A completion or observer may have closed or restarted the connection.
         guard case .disconnected = state, session == nil, let reconnectTimer else { return }
-        reconnectTimer.start(afterMs: backoff.next()) { [weak self] in self?.startSession() }
+        backoff.recordFailure()
+        reconnectTimer.start(afterMs: backoff.delayMs) { [weak self] in self?.startSession() }
     }
 
     private func fail(_ commands: [PendingCommand], with error: RedisError) {

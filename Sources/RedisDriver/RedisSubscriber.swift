@@ -38,6 +38,7 @@
 // - Two LoopTimers: the deadline timer (connect timeout, then health check)
 //   and the reconnect backoff timer; close() closes both and frees the
 //   context, so the loop can close with no handle left.
+internal import RunQueueCore
 import UVLoop
 
 public final class RedisSubscriber: @unchecked Sendable {
@@ -66,7 +67,7 @@ public final class RedisSubscriber: @unchecked Sendable {
     private var unconfirmed: Set<[UInt8]> = []
     /// A health-check SUBSCRIBE was sent and not confirmed yet.
     private var probeOutstanding = false
-    private var backoff: RedisBackoff
+    private var backoff: ReconnectBackoff
     private var deadlineTimer: LoopTimer?
     private var reconnectTimer: LoopTimer?
 
@@ -78,7 +79,7 @@ public final class RedisSubscriber: @unchecked Sendable {
         self.loop = loop
         self.config = config
         channelBytes = self.channels.map { Array($0.utf8) }
-        backoff = RedisBackoff(minMs: config.reconnectMinMs, maxMs: config.reconnectMaxMs)
+        backoff = ReconnectBackoff(initialMs: config.reconnectMinMs, maxMs: config.reconnectMaxMs)
     }
 
     /// Starts connecting and subscribing; from then on it reconnects and
@@ -192,7 +193,7 @@ public final class RedisSubscriber: @unchecked Sendable {
         case .connecting:
             unconfirmed.remove(channel)
             guard unconfirmed.isEmpty else { return }
-            backoff.reset()
+            backoff.recordSuccess()
             scheduleHealthCheck()
             transition(to: .connected)
         case .connected where probeOutstanding:
@@ -218,7 +219,8 @@ public final class RedisSubscriber: @unchecked Sendable {
         transition(to: .disconnected(error))
         // The observer may have closed it.
         guard case .disconnected = state, session == nil, let reconnectTimer else { return }
-        reconnectTimer.start(afterMs: backoff.next()) { [weak self] in self?.startSession() }
+        backoff.recordFailure()
+        reconnectTimer.start(afterMs: backoff.delayMs) { [weak self] in self?.startSession() }
     }
 
     // MARK: Deadlines and health check

@@ -7,6 +7,8 @@
 // of one restarted server do not retry in lockstep. A successful connect
 // starts over. The random value is injected, so the policy is a pure function.
 
+import RunQueueCore
+
 /// Reconnect backoff with jitter; pure (the random value is a parameter).
 public struct ReconnectPolicy: Sendable, Equatable {
     /// The wait after the first failed attempt, in milliseconds.
@@ -23,12 +25,6 @@ public struct ReconnectPolicy: Sendable, Equatable {
     /// row (0 = none: attempt now). `random` in [0, 1) picks within the jitter
     /// window; values outside it are clamped.
     public func delayMs(failures: Int, random: Double) -> UInt64 {
-        guard failures > 0 else { return 0 }
-        let shift = UInt64(min(failures - 1, 32))
-        let (scaled, overflow) = initialMs.multipliedReportingOverflow(by: 1 << shift)
-        let ceiling = overflow ? maxMs : min(scaled, maxMs)
-        let unit = random.isNaN ? 0 : min(max(random, 0), 1.0.nextDown)
-        let half = ceiling / 2
-        return half + UInt64(Double(ceiling - half) * unit)
+        ExponentialBackoff(initialMs: initialMs, maxMs: maxMs).delayMs(step: UInt32(clamping: max(0, failures)), random: random)
     }
 }

@@ -59,7 +59,7 @@ public struct NackBackoff: Sendable, Equatable {
         // 1 + random can round up to 2.0 for random just below 1; keep r < 2.
         let jitter = min(1 + Self.clampUnit(random), 2.0.nextDown)
         // May be +infinity for huge attempts; the comparison below caps it.
-        let raw = jitter * Double(minMs) * Self.power(factor, max(attempt, 1) - 1)
+        let raw = jitter * ExponentialBackoff.growth(Double(minMs), factor: factor, step: max(attempt, 1))
         // Double(maxMs) may round up (Int64.max becomes 2^63), so compare in
         // Double and return maxMs itself: the conversion below then only sees
         // values < 2^63. raw is never NaN (factor finite >= 1, jitter in [1, 2),
@@ -79,13 +79,52 @@ public struct NackBackoff: Sendable, Equatable {
         guard value > 0 else { return 0 }  // also catches NaN
         return min(value, 1.0.nextDown)
     }
+}
 
-    /// base^exponent for base >= 1 and a whole exponent >= 0, by squaring
-    /// (no Foundation `pow`). Saturates to +infinity.
-    private static func power(_ base: Double, _ exponent: UInt32) -> Double {
-        var result = 1.0
-        var square = base
-        var remaining = exponent
+/// Capped exponential growth: `initialMs × factor^(step - 1)`, at most
+/// `maxMs`; step 0 (nothing failed yet) is 0. The one formula behind every
+/// wait of the project: the drivers' reconnects (`ReconnectBackoff`), the
+/// client's (`ReconnectPolicy`, with jitter) and nacks (`NackBackoff`).
+/// Computed in Double and capped before converting back, so no step, factor
+/// or bound traps.
+public struct ExponentialBackoff: Sendable, Equatable {
+    public let initialMs: UInt64
+    public let maxMs: UInt64
+    /// Growth per step (>= 1).
+    public let factor: Double
+
+    /// `maxMs` below `initialMs` is raised to it; a factor below 1 (or NaN) counts as 1.
+    public init(initialMs: UInt64, maxMs: UInt64, factor: Double = 2) {
+        self.initialMs = initialMs
+        self.maxMs = max(maxMs, initialMs)
+        self.factor = factor.isFinite && factor >= 1 ? factor : 1
+    }
+
+    /// The wait at `step` (1 = after the first failure).
+    public func delayMs(step: UInt32) -> UInt64 {
+        guard step > 0 else { return 0 }
+        let raw = Self.growth(Double(initialMs), factor: factor, step: step)
+        // Double(maxMs) may round up (UInt64.max becomes 2^64): compare in Double, return maxMs itself.
+        guard raw < Double(maxMs) else { return maxMs }
+        return min(maxMs, UInt64(raw.rounded(.down)))
+    }
+
+    /// The wait at `step` with "equal jitter": drawn from [d/2, d) by
+    /// `random` in [0, 1) (clamped; NaN counts as 0), so many clients of one
+    /// restarted server do not retry in lockstep.
+    public func delayMs(step: UInt32, random: Double) -> UInt64 {
+        let ceiling = delayMs(step: step)
+        let unit = random > 0 ? min(random, 1.0.nextDown) : 0
+        let half = ceiling / 2
+        return half + UInt64(Double(ceiling - half) * unit)
+    }
+
+    /// `initial × factor^(step - 1)` for step >= 1, by squaring (no
+    /// Foundation `pow`); +infinity once it overflows.
+    static func growth(_ initial: Double, factor: Double, step: UInt32) -> Double {
+        var result = initial
+        var square = factor
+        var remaining = step - 1
         while remaining > 0 {
             if remaining & 1 == 1 { result *= square }
             remaining >>= 1
@@ -94,4 +133,25 @@ public struct NackBackoff: Sendable, Equatable {
         }
         return result
     }
+}
+
+/// A reconnecting connection's backoff: after a connection that was up
+/// drops, the first attempt is immediate (the usual cause is a restart, and
+/// a restarted server answers at once); each failed attempt then doubles the
+/// wait from `initialMs` up to `maxMs`; a successful connect starts over. No
+/// jitter: a process holds a handful of connections, not a herd.
+public struct ReconnectBackoff: Sendable, Equatable {
+    public let schedule: ExponentialBackoff
+    /// Failed attempts since the last successful connect.
+    public private(set) var failures: UInt32 = 0
+
+    public init(initialMs: UInt64, maxMs: UInt64) {
+        schedule = ExponentialBackoff(initialMs: initialMs, maxMs: maxMs)
+    }
+
+    /// The wait before the next attempt.
+    public var delayMs: UInt64 { schedule.delayMs(step: failures) }
+
+    public mutating func recordFailure() { failures = failures == .max ? .max : failures + 1 }
+    public mutating func recordSuccess() { failures = 0 }
 }

@@ -56,21 +56,6 @@ import Testing
         #expect(throws: PostgresError.self) { try PostgresConfig(url: url) }
     }
 
-    @Test func backoffStartsImmediateThenDoublesToTheCap() {
-        var backoff = ReconnectBackoff(initialMs: 100, maxMs: 1000)
-        #expect(backoff.delayMs == 0)
-        var delays: [UInt64] = []
-        for _ in 0..<6 {
-            backoff.recordFailure()
-            delays.append(backoff.delayMs)
-        }
-        #expect(delays == [100, 200, 400, 800, 1000, 1000])
-        for _ in 0..<100 { backoff.recordFailure() }
-        #expect(backoff.delayMs == 1000)
-        backoff.recordSuccess()
-        #expect(backoff.delayMs == 0)
-    }
-
     @Test func encodesParameters() throws {
         #expect(String(decoding: PostgresBindable.arrayLiteral(["a", "b\"c", nil, "d\\e", "é"]), as: UTF8.self) == #"{"a","b\"c",NULL,"d\\e","é"}"#)
         #expect(PostgresBindable.int64Array([1, nil, -3]).encoded.bytes == Array(#"{"1",NULL,"-3"}"#.utf8))

@@ -34,16 +34,6 @@ import Testing
         #expect(!full.description.contains("pw"))
     }
 
-    @Test func backoffDoublesUpToTheCapAndResets() {
-        var backoff = RedisBackoff(minMs: 100, maxMs: 1_000)
-        #expect((0..<6).map { _ in backoff.next() } == [100, 200, 400, 800, 1_000, 1_000])
-        backoff.reset()
-        #expect(backoff.next() == 100)
-        var huge = RedisBackoff(minMs: UInt64.max / 2, maxMs: UInt64.max)
-        _ = (0..<70).map { _ in huge.next() }
-        #expect(huge.next() == UInt64.max)
-    }
-
     @Test func valueHelpersReadTheCommonShapes() {
         #expect(RedisValue.bulk(Array("42".utf8)).int == 42)
         #expect(RedisValue.int(7).int == 7)

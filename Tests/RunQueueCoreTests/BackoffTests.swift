@@ -89,4 +89,39 @@ import Testing
         #expect(backoff.deadLetters(attempt: 12))
         #expect(backoff.deadLetters(attempt: 13))
     }
+
+    @Test func reconnectsStartImmediateThenDoubleToTheCapAndStartOverAfterASuccess() {
+        var backoff = ReconnectBackoff(initialMs: 100, maxMs: 1000)
+        #expect(backoff.delayMs == 0)
+        var delays: [UInt64] = []
+        for _ in 0..<6 {
+            backoff.recordFailure()
+            delays.append(backoff.delayMs)
+        }
+        #expect(delays == [100, 200, 400, 800, 1000, 1000])
+        for _ in 0..<100 { backoff.recordFailure() }
+        #expect(backoff.delayMs == 1000)
+        backoff.recordSuccess()
+        #expect(backoff.delayMs == 0)
+    }
+
+    @Test func exponentialGrowthSaturatesAtItsCapForAnyStepAndBound() {
+        let huge = ExponentialBackoff(initialMs: UInt64.max / 2, maxMs: UInt64.max)
+        #expect(huge.delayMs(step: 70) == UInt64.max)
+        #expect(huge.delayMs(step: .max) == UInt64.max)
+        let inverted = ExponentialBackoff(initialMs: 500, maxMs: 10)
+        #expect(inverted.delayMs(step: 1) == 500 && inverted.delayMs(step: 9) == 500)
+        let flat = ExponentialBackoff(initialMs: 250, maxMs: 10_000, factor: .nan)
+        #expect(flat.delayMs(step: 1_000) == 250)
+        #expect(ExponentialBackoff(initialMs: 7, maxMs: 100).delayMs(step: 0) == 0)
+    }
+
+    @Test func equalJitterStaysInTheUpperHalfOfTheCeiling() {
+        let schedule = ExponentialBackoff(initialMs: 50, maxMs: 1000)
+        #expect(schedule.delayMs(step: 1, random: 0) == 25)
+        #expect(schedule.delayMs(step: 1, random: 0.999) == 49)
+        #expect(schedule.delayMs(step: 10, random: 0) == 500)
+        #expect(schedule.delayMs(step: 2, random: .nan) == 50)
+        #expect(schedule.delayMs(step: 2, random: 7) < 100)
+    }
 }
