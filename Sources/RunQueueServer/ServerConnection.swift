@@ -101,7 +101,7 @@ final class ServerConnection {
         do {
             request = try WireCodec.decodeRequest(body)
         } catch {
-            write(Response.error(callID: 0, .invalidArgument, "\(error.message); the frame was skipped"))
+            write(Response.error(callID: error.callID, .invalidArgument, "\(error.message); the frame was skipped"))
             return
         }
         guard request.callID != 0 else {

@@ -60,14 +60,22 @@ public enum WireCodec {
     // MARK: requests
 
     /// Parses one request body. Never traps, whatever the bytes.
+    /// Decodes one request body. A string field that holds a NUL byte or
+    /// ill-formed UTF-8 is refused naming the field (WireStrings+C.swift),
+    /// never cut or altered.
     public static func decodeRequest(_ body: UnsafeRawBufferPointer) throws(WireError) -> Request {
+        do {
+            try WireStrings.checkRequest(body)
+        } catch {
+            throw WireError(error.message, callID: error.callID)
+        }
         guard let request = unpackRequest(body) else { throw .invalidRequest }
         return request
     }
 
     public static func decodeRequest(_ body: [UInt8]) throws(WireError) -> Request {
-        guard let request = body.withUnsafeBytes(unpackRequest) else { throw .invalidRequest }
-        return request
+        let decoded = body.withUnsafeBytes { bytes in Result { () throws(WireError) in try decodeRequest(bytes) } }
+        return try decoded.get()
     }
 
     /// nil when protobuf-c rejects the body.

@@ -4,9 +4,13 @@
 /// `INVALID_ARGUMENT` with call id 0 and keeps reading (docs/protocol.md).
 public struct WireError: Error, Sendable, Equatable, CustomStringConvertible {
     public let message: String
+    /// The call the body belongs to, when it could be read before the fault
+    /// (0 otherwise): the answer can then go to that call.
+    public let callID: UInt64
 
-    public init(_ message: String) {
+    public init(_ message: String, callID: UInt64 = 0) {
         self.message = message
+        self.callID = callID
     }
 
     public var description: String { message }

@@ -2,6 +2,7 @@ import Foundation
 import RunQueueClient
 import RunQueueCore
 import RunQueueServer
+import RunQueueWire
 import Testing
 import TestSupport
 
@@ -73,6 +74,37 @@ import TestSupport
         _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: [n.run("after")])))
         #expect(try await QueueEngineTests().dequeue(client, n("wq"), wait: 2000).map(\.runID) == [n("after")])
         try await stillServing(client)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    @Test func aStringWithANULOrIllFormedUTF8IsRefusedOnItsCallAndNothingIsStored() async throws {
+        let (test, client) = try await QueueEngineTests.started()
+        let n = Names()
+        var run = n.run("nul")
+        run.projectID = "p~~~~x"
+        var body = WireCodec.encodeRequest(Request(callID: 5, call: .enqueue(EnqueueRequest(run: run))))
+        let marker = Array("~~~~".utf8)
+        let at = try #require((0...(body.count - marker.count)).first { Array(body[$0..<$0 + marker.count]) == marker })
+        body[at] = 0
+        var utf8 = WireCodec.encodeRequest(Request(callID: 6, call: .enqueue(EnqueueRequest(run: run))))
+        utf8[at] = 0xFF
+        let socket = try RawSocket(port: test.port)
+        try socket.send(FrameEncoder.frame(body) + FrameEncoder.frame(utf8))
+        for (callID, reason) in [(UInt64(5), "holds a NUL byte"), (6, "is not valid UTF-8")] {
+            let answer = try WireCodec.decodeResponse(try #require(socket.readFrame()))
+            #expect(answer.callID == callID && answer.status.code == .invalidArgument, "\(answer)")
+            #expect(answer.status.message.contains("enqueue.run.project_id \(reason)"), "\(answer.status.message)")
+        }
+        // Neither was stored (not cut to "p"), and the connection still serves.
+        do {
+            _ = try await client.call(.getRun(GetRunRequest(runID: run.runID)))
+            Issue.record("a refused run was stored")
+        } catch {
+            #expect(error.code == .notFound)
+        }
+        try socket.send(FrameEncoder.frame(WireCodec.encodeRequest(Request(callID: 7, call: .ping(PingRequest(payload: [9]))))))
+        #expect(try WireCodec.decodeResponse(try #require(socket.readFrame())).callID == 7)
         await client.close()
         #expect(await test.server.stop() == 0)
     }

@@ -21,7 +21,12 @@ import Testing
     @discardableResult
     private func decodeBoth(_ bytes: [UInt8]) -> Int {
         var rejected = 0
-        do { _ = try WireCodec.decodeRequest(bytes) } catch { #expect(error == .invalidRequest); rejected += 1 }
+        do { _ = try WireCodec.decodeRequest(bytes) } catch {
+            // Unparsable, or a string field that is not UTF-8 without NUL.
+            #expect(error == .invalidRequest || error.message.hasSuffix(" is not valid UTF-8")
+                    || error.message.contains(" holds a NUL byte"), "\(error)")
+            rejected += 1
+        }
         do { _ = try WireCodec.decodeResponse(bytes) } catch { #expect(error == .invalidResponse); rejected += 1 }
         return rejected
     }
@@ -111,19 +116,61 @@ import Testing
         #expect(response.result == .readMessage(ReadMessageResponse(message: nil, source: .unspecified)))
     }
 
-    @Test func illFormedUTF8IsRepairedNotTrusted() throws {
-        // Hello token = FF 'a' (not UTF-8); protobuf-c 1.4 passes it through.
-        let request = try WireCodec.decodeRequest([0x08, 0x01, 0x52, 0x04, 0x0a, 0x02, 0xff, 0x61])
-        #expect(request.call == .hello(HelloRequest(token: "\u{FFFD}a")))
+    @Test func illFormedUTF8IsRefusedNotRepaired() throws {
+        // Hello token = FF 'a' (not UTF-8): protobuf-c 1.4 would pass it through, to become U+FFFD.
+        #expect(throws: WireError("hello.token is not valid UTF-8", callID: 1)) {
+            try WireCodec.decodeRequest([0x08, 0x01, 0x52, 0x04, 0x0a, 0x02, 0xff, 0x61])
+        }
     }
 
-    @Test func embeddedNULTruncatesTheCString() throws {
-        // Documented limit of protobuf-c: strings are NUL-terminated on the C side.
-        let sent = Request(callID: 1, call: .getRun(GetRunRequest(runID: "ab\u{0}cd")))
-        #expect(try WireCodec.decodeRequest(WireCodec.encodeRequest(sent)).call == .getRun(GetRunRequest(runID: "ab")))
-        // Received: a NUL inside the string's bytes ends it the same way.
-        let received = try WireCodec.decodeRequest([0x08, 0x01, 0x9a, 0x01, 0x05, 0x0a, 0x03, 0x61, 0x00, 0x62])
-        #expect(received.call == .getRun(GetRunRequest(runID: "a")))
+    /// `request` encoded, with the first byte of the one "~~~~" in it made NUL
+    /// (the encoder takes Swift strings through C strings, so it cannot carry one).
+    static func withNUL(_ request: Request) -> [UInt8] {
+        var bytes = WireCodec.encodeRequest(request)
+        let marker = Array("~~~~".utf8)
+        if let at = (0...(bytes.count - marker.count)).first(where: { Array(bytes[$0..<$0 + marker.count]) == marker }) {
+            bytes[at] = 0
+        }
+        return bytes
+    }
+
+    @Test func aStringWithANULByteIsRefusedNamingItsFieldNeverCut() throws {
+        do {
+            _ = try WireCodec.decodeRequest(Self.withNUL(Request(callID: 7, call: .getRun(GetRunRequest(runID: "ab~~~~cd")))))
+            Issue.record("a NUL inside run_id was accepted")
+        } catch {
+            #expect(error.message.contains("get_run.run_id holds a NUL byte"), "\(error)")
+            #expect(error.callID == 7)
+        }
+        // Received as raw bytes: call_id 1, get_run { run_id: "a\0b" }.
+        #expect(throws: WireError.self) { try WireCodec.decodeRequest([0x08, 0x01, 0x9a, 0x01, 0x05, 0x0a, 0x03, 0x61, 0x00, 0x62]) }
+        // Nested and repeated: the third run of an EnqueueBatch.
+        var runs = (0..<3).map { RunDescriptor(runID: "r\($0)", orgID: "o", projectID: "p", environmentID: "e",
+                                                environmentType: .production, queue: "q", workerQueue: "w") }
+        runs[2].projectID = "p~~~~x"
+        do {
+            _ = try WireCodec.decodeRequest(Self.withNUL(Request(callID: 9, call: .enqueueBatch(EnqueueBatchRequest(runs: runs)))))
+            Issue.record("a NUL inside a batch run's project_id was accepted")
+        } catch {
+            #expect(error.message.contains("enqueue_batch.runs.project_id holds a NUL byte"), "\(error)")
+            #expect(error.callID == 9)
+        }
+    }
+
+    @Test func aStringThatIsNotUTF8IsRefusedNamingItsField() throws {
+        // call_id 3, get_run { run_id: 0x61 0xFF }.
+        do {
+            _ = try WireCodec.decodeRequest([0x08, 0x03, 0x9a, 0x01, 0x04, 0x0a, 0x02, 0x61, 0xFF])
+            Issue.record("ill-formed UTF-8 was accepted")
+        } catch {
+            #expect(error.message.contains("get_run.run_id is not valid UTF-8"), "\(error)")
+            #expect(error.callID == 3)
+        }
+        // Multi-byte UTF-8 and bytes fields pass as they are.
+        let fine = Request(callID: 4, call: .getRun(GetRunRequest(runID: "r\u{e9}\u{1F600}")))
+        #expect(try WireCodec.decodeRequest(WireCodec.encodeRequest(fine)) == fine)
+        let ping = Request(callID: 5, call: .ping(PingRequest(payload: [0, 0xFF, 0])))
+        #expect(try WireCodec.decodeRequest(WireCodec.encodeRequest(ping)) == ping)
     }
 
     @Test func clearFalseDecodesAsNoLimitValue() throws {
