@@ -39,12 +39,6 @@ import TestSupport
         }
     }
 
-    func dequeue(_ client: RunQueueConnection, _ worker: String, wait: UInt32 = 0, lease: UInt32 = 0) async throws -> [RunMessage] {
-        guard case .dequeue(let r)? = try await client.call(.dequeue(DequeueRequest(workerQueue: worker, maxRuns: 100, waitMs: wait, leaseMs: lease)))
-        else { return [] }
-        return r.messages
-    }
-
     /// A PostgreSQL database of this test's own, so a rebuild reads only its rows.
     static func ownDatabase() throws -> (url: String, drop: () -> Void) {
         let name = "rq_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
@@ -66,7 +60,7 @@ import TestSupport
         let n = Names()
         let runs = (0..<5).map { n.run("r\($0)") }
         _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: runs)))
-        let first = try await dequeue(client, n("wq"), wait: 2000)
+        let first = try await client.dequeue(n("wq"), wait: 2000)
         #expect(first.count == 5)
         // Ack two, leave three in flight; wait until PostgreSQL shows them dequeued.
         for m in first.prefix(2) {
@@ -80,12 +74,12 @@ import TestSupport
         // without an extra attempt.
         var back: [RunMessage] = []
         for _ in 0..<40 where back.count < 3 {
-            do { back += try await dequeue(client, n("wq"), wait: 500) } catch { try await Task.sleep(for: .milliseconds(100)) }
+            do { back += try await client.dequeue(n("wq"), wait: 500) } catch { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(Set(back.map(\.runID)) == Set(first.dropFirst(2).map(\.runID)))
         #expect(back.count == 3)
         #expect(back.allSatisfy { $0.attempt == 0 })
-        #expect(try await dequeue(client, n("wq"), wait: 300).isEmpty)
+        #expect(try await client.dequeue(n("wq"), wait: 300).isEmpty)
         await client.close()
         #expect(await test.server.stop() == 0)
     }
@@ -202,7 +196,7 @@ import TestSupport
         redis.kill()
         try redis.start()
         let (test, client) = try await QueueEngineTests.started(configure)
-        let got = try await dequeue(client, n("wq"))
+        let got = try await client.dequeue(n("wq"))
         #expect(got.count == 100)
         await client.close()
         #expect(await test.server.stop() == 0)
@@ -237,7 +231,7 @@ import TestSupport
         var answered = false
         for _ in 0..<100 where !answered {
             do {
-                got = try await dequeue(client, n("wq"))
+                got = try await client.dequeue(n("wq"))
                 answered = true
             } catch {
                 try await Task.sleep(for: .milliseconds(50))  // Redis not reconnected yet: UNAVAILABLE
@@ -260,7 +254,7 @@ import TestSupport
         let n = Names()
         var client = try await server.connect()
         _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: [n.run("held"), n.run("acked")])))
-        let messages = try await dequeue(client, n("wq"), wait: 2000)
+        let messages = try await client.dequeue(n("wq"), wait: 2000)
         #expect(messages.count == 2)
         // Killed well within the hold time: the D entries were read at most, not written.
         server.kill()
@@ -304,7 +298,7 @@ import TestSupport
         _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: runs)))
         var messages: [RunMessage] = []
         for _ in 0..<10 where messages.count < runs.count {
-            messages += try await dequeue(client, n("wq"), wait: 1000)
+            messages += try await client.dequeue(n("wq"), wait: 1000)
         }
         #expect(messages.count == runs.count)
         let answers = await client.pipeline(messages.map {
@@ -338,7 +332,7 @@ import TestSupport
         let n = Names()
         let runs = (0..<50).map { n.run("r\($0)") }
         _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: runs)))
-        let messages = try await dequeue(client, n("wq"), wait: 2000)
+        let messages = try await client.dequeue(n("wq"), wait: 2000)
         #expect(messages.count == 50)
         let answers = await client.pipeline(messages.map { .ack(AckRequest(runID: $0.runID, environmentID: $0.environmentID, attempt: $0.attempt)) })
         #expect(answers.allSatisfy { if case .success(.ack(let a)?) = $0.result { a.acked } else { false } })
@@ -493,7 +487,7 @@ import TestSupport
             $0.redisURL = redis.url
             $0.databaseURL = database.url
         }
-        #expect(Set(try await dequeue(client2, n("wq"), wait: 2000).map(\.runID)) == Set((0..<3).map { n("r\($0)") }))
+        #expect(Set(try await client2.dequeue(n("wq"), wait: 2000).map(\.runID)) == Set((0..<3).map { n("r\($0)") }))
         await client2.close()
         #expect(await again.server.stop() == 0)
     }

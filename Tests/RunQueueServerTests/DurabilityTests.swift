@@ -21,12 +21,6 @@ import UVLoop
         }
     }
 
-    func dequeue(_ client: RunQueueConnection, _ worker: String, wait: UInt32 = 0, lease: UInt32 = 0) async throws -> [RunMessage] {
-        guard case .dequeue(let r)? = try await client.call(.dequeue(DequeueRequest(workerQueue: worker, maxRuns: 100, waitMs: wait, leaseMs: lease)))
-        else { return [] }
-        return r.messages
-    }
-
     /// Polls GetRun until `predicate` holds (DEQUEUED may lag up to a second).
     func eventually(_ client: RunQueueConnection, _ id: String, _ predicate: (RunRecord) -> Bool) async throws -> RunRecord? {
         for _ in 0..<60 {
@@ -45,7 +39,7 @@ import UVLoop
         #expect(queued.status == .queued)
         #expect(queued.ttl == "1h" && queued.expiresAtMs > 0)
         #expect(queued.queue == "q" && queued.workerQueue == n("wq") && queued.environmentType == .production)
-        let m = try #require(try await dequeue(client, n("wq")).first)
+        let m = try #require(try await client.dequeue(n("wq")).first)
         let dequeued = try await eventually(client, n("a")) { $0.status == .dequeued }
         #expect(dequeued?.status == .dequeued)
         _ = try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt)))
@@ -56,7 +50,7 @@ import UVLoop
         // A finished run is never queued again.
         guard case .enqueue(let again)? = try await client.call(.enqueue(EnqueueRequest(run: n.run("a")))) else { Issue.record("enqueue"); return }
         #expect(!again.created)
-        #expect(try await dequeue(client, n("wq")).isEmpty)
+        #expect(try await client.dequeue(n("wq")).isEmpty)
         await client.close()
         #expect(await test.server.stop() == 0)
     }
@@ -69,7 +63,7 @@ import UVLoop
         let (test, client) = try await QueueEngineTests.started()
         let n = Names()
         _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
-        let m = try #require(try await dequeue(client, n("wq")).first)
+        let m = try #require(try await client.dequeue(n("wq")).first)
         let answers = await client.pipeline([
             .ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt)),
             .ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: nil)),
@@ -88,7 +82,7 @@ import UVLoop
         let (test, client) = try await QueueEngineTests.started()
         let n = Names()
         _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
-        let m = try #require(try await dequeue(client, n("wq")).first)
+        let m = try #require(try await client.dequeue(n("wq")).first)
         _ = try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt)))
         let late = try await client.call(.nack(NackRequest(runID: m.runID, environmentID: m.environmentID, retryAtMs: 0,
                                                            keepAttempt: false, attempt: m.attempt)))
@@ -96,7 +90,7 @@ import UVLoop
         try await Task.sleep(for: .milliseconds(1200))  // past the applier's tick
         let record = try #require(try await getRun(client, n("a")))
         #expect(record.status == .completed && record.attempt == 0)
-        #expect(try await dequeue(client, n("wq")).isEmpty)
+        #expect(try await client.dequeue(n("wq")).isEmpty)
         await client.close()
         #expect(await test.server.stop() == 0)
     }
@@ -106,7 +100,7 @@ import UVLoop
         let n = Names()
         _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
         for expected in 1...2 {
-            let m = try #require(try await dequeue(client, n("wq"), wait: 3000).first)
+            let m = try #require(try await client.dequeue(n("wq"), wait: 3000).first)
             guard case .nack(let nack)? = try await client.call(.nack(NackRequest(
                 runID: m.runID, environmentID: m.environmentID, retryAtMs: 1, keepAttempt: false, attempt: m.attempt))) else {
                 Issue.record("nack"); return
@@ -116,7 +110,7 @@ import UVLoop
             #expect(record.attempt == UInt32(expected))
             #expect(record.status == (expected == 2 ? .deadLettered : .queued))
         }
-        #expect(try await dequeue(client, n("wq")).isEmpty)
+        #expect(try await client.dequeue(n("wq")).isEmpty)
         do {
             _ = try await client.call(.redrive(RedriveRequest(runID: n("a"), environmentID: n("other"))))
             Issue.record("redrive from another environment")
@@ -126,7 +120,7 @@ import UVLoop
         #expect(try await client.call(.redrive(RedriveRequest(runID: n("a"), environmentID: n("env")))) == .redrive(RedriveResponse(requeued: true)))
         let record = try #require(try await getRun(client, n("a")))
         #expect(record.status == .queued && record.attempt == 0)
-        let back = try await dequeue(client, n("wq"))
+        let back = try await client.dequeue(n("wq"))
         #expect(back.map(\.runID) == [n("a")] && back.first?.attempt == 0)
         await client.close()
         #expect(await test.server.stop() == 0)
@@ -156,7 +150,7 @@ import UVLoop
         let n = Names()
         _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: (0..<9).map { n.run("r\($0)") })))
         // Complete every third run: finished rows sit between active ones in id order.
-        let got = try await dequeue(client, n("wq"), wait: 2000)
+        let got = try await client.dequeue(n("wq"), wait: 2000)
         #expect(got.count == 9)
         for m in got where ["r0", "r3", "r6"].map({ n($0) }).contains(m.runID) {
             _ = try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt)))
@@ -217,14 +211,14 @@ import UVLoop
         let n = Names()
         try await insertRow(n, id: "orphan", queue: "q", concurrencyKey: "", databaseURL: database.url, ageMs: 10_000)
         let (test, client) = try await QueueEngineTests.started(configure)
-        let got = try await dequeue(client, n("wq"), wait: 5000)
+        let got = try await client.dequeue(n("wq"), wait: 5000)
         #expect(got.map(\.runID) == [n("orphan")])
         // A row committed now, after passes already walked past older rows:
         // its turn comes once it is 5 s old (younger ones may still be on
         // their way to Redis).
         try await insertRow(n, id: "fresh", queue: "q", concurrencyKey: "", databaseURL: database.url)
         var fresh: [RunMessage] = []
-        for _ in 0..<4 where fresh.isEmpty { fresh = try await dequeue(client, n("wq"), wait: 3000) }
+        for _ in 0..<4 where fresh.isEmpty { fresh = try await client.dequeue(n("wq"), wait: 3000) }
         #expect(fresh.map(\.runID) == [n("fresh")])
         await client.close()
         #expect(await test.server.stop() == 0)
@@ -257,7 +251,7 @@ import UVLoop
         let (test, client) = try await QueueEngineTests.started { $0.benchmarkDiscardRecords = true }
         let n = Names()
         _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
-        let m = try #require(try await dequeue(client, n("wq")).first)
+        let m = try #require(try await client.dequeue(n("wq")).first)
         #expect(try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt))) == .ack(AckResponse(acked: true)))
         #expect(try await getRun(client, n("a")) == nil)
         await client.close()
@@ -272,7 +266,7 @@ import UVLoop
         let (test, client) = try await QueueEngineTests.started { $0.benchmarkDiscardApplier = true }
         let n = Names()
         _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
-        let m = try #require(try await dequeue(client, n("wq")).first)
+        let m = try #require(try await client.dequeue(n("wq")).first)
         #expect(try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt))) == .ack(AckResponse(acked: true)))
         try await Task.sleep(for: .milliseconds(600))  // past the hold of D entries
         #expect(try await getRun(client, n("a"))?.status == .queued)
@@ -302,7 +296,7 @@ import UVLoop
             Issue.record("stats"); return
         }
         #expect(stats.length == 0)
-        #expect(try await dequeue(client, n("wq")).isEmpty)
+        #expect(try await client.dequeue(n("wq")).isEmpty)
         await client.close()
         #expect(await test.server.stop() == 0)
     }

@@ -37,12 +37,6 @@ import UVLoop
         return r.run
     }
 
-    func dequeue(_ client: RunQueueConnection, _ worker: String) async throws -> [RunMessage] {
-        guard case .dequeue(let r)? = try await client.call(.dequeue(DequeueRequest(workerQueue: worker, maxRuns: 100, waitMs: 0, leaseMs: 0)))
-        else { return [] }
-        return r.messages
-    }
-
     func length(_ client: RunQueueConnection, _ env: String) async throws -> UInt64 {
         guard case .queueStats(let s)? = try await client.call(.queueStats(QueueStatsRequest(environmentID: env))) else { return .max }
         return s.length
@@ -67,7 +61,7 @@ import UVLoop
         #expect(elapsed < .milliseconds(1500), "expired after \(elapsed)")
         #expect((record?.expiredAtMs ?? 0) >= e.expiresAtMs)
         #expect(try await length(client, n("env")) == 0)
-        #expect(try await dequeue(client, n("wq")).isEmpty)
+        #expect(try await client.dequeue(n("wq")).isEmpty)
         #expect(events(n("a")) == 1)
         let row = Self.sql("SELECT queue || ',' || ttl || ',' || expires_at FROM expiry_events WHERE run_id = '\(n("a"))'")
         #expect(row == "q,1s,\(e.expiresAtMs)")
@@ -103,13 +97,13 @@ import UVLoop
         let (test, client) = try await Self.started()
         let n = Names()
         _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a", ttl: "1s"))))
-        let m = try #require(try await dequeue(client, n("wq")).first)
+        let m = try #require(try await client.dequeue(n("wq")).first)
         _ = try await client.call(.nack(NackRequest(runID: m.runID, environmentID: m.environmentID, retryAtMs: 1,
                                                     keepAttempt: true, attempt: m.attempt)))
         try await Task.sleep(for: .milliseconds(1600))
         let record = try #require(try await getRun(client, n("a")))
         #expect(record.status == .queued)
-        #expect(try await dequeue(client, n("wq")).map(\.runID) == [n("a")])
+        #expect(try await client.dequeue(n("wq")).map(\.runID) == [n("a")])
         #expect(events(n("a")) == 0)
         await client.close()
         #expect(await test.server.stop() == 0)
@@ -151,7 +145,7 @@ import UVLoop
         let eventCount = Int(Self.sql("SELECT count(*) FROM expiry_events WHERE run_id LIKE '\(prefix)%'")) ?? -1
         let eventRuns = Int(Self.sql("SELECT count(DISTINCT run_id) FROM expiry_events WHERE run_id LIKE '\(prefix)%'")) ?? -1
         #expect(eventCount == expired.count && eventRuns == expired.count)
-        #expect(try await dequeue(client, n("wq")).isEmpty)
+        #expect(try await client.dequeue(n("wq")).isEmpty)
         await client.close()
         #expect(await test.server.stop() == 0)
     }
@@ -201,7 +195,7 @@ import UVLoop
         #expect(e.expiresAtMs > 0)
         try await Task.sleep(for: .milliseconds(1500))
         #expect(try await getRun(client, n("a"))?.status == .queued)
-        #expect(try await dequeue(client, n("wq")).map(\.runID) == [n("a")])
+        #expect(try await client.dequeue(n("wq")).map(\.runID) == [n("a")])
         #expect(events(n("a")) == 0)
         await client.close()
         #expect(await test.server.stop() == 0)

@@ -37,7 +37,7 @@ import TestSupport
         let (test, client) = try await QueueEngineTests.started()
         let n = Names()
         _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: [n.run("a")])))
-        let leased = try await QueueEngineTests().dequeue(client, n("wq"), wait: 2000)
+        let leased = try await client.dequeue(n("wq"), wait: 2000)
         let run = try #require(leased.first)
         for retryAt in [Int64.max, Validation.maxTimestampMs + 1, -1] {
             do {
@@ -54,7 +54,7 @@ import TestSupport
         }
         #expect(answer.requeued)
         // Not due before the year 33658: nothing to dequeue, and the server serves on.
-        #expect(try await QueueEngineTests().dequeue(client, n("wq"), wait: 0).isEmpty)
+        #expect(try await client.dequeue(n("wq"), wait: 0).isEmpty)
         try await stillServing(client)
         await client.close()
         #expect(await test.server.stop() == 0)
@@ -72,7 +72,7 @@ import TestSupport
         // trap there would end the test process whenever it happened).
         let n = Names()
         _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: [n.run("after")])))
-        #expect(try await QueueEngineTests().dequeue(client, n("wq"), wait: 2000).map(\.runID) == [n("after")])
+        #expect(try await client.dequeue(n("wq"), wait: 2000).map(\.runID) == [n("after")])
         try await stillServing(client)
         await client.close()
         #expect(await test.server.stop() == 0)

@@ -90,12 +90,6 @@ import TestSupport
         }
     }
 
-    func dequeue(_ client: RunQueueConnection, _ worker: String, wait: UInt32, lease: UInt32) async throws -> [RunMessage] {
-        guard case .dequeue(let r)? = try await client.call(.dequeue(DequeueRequest(workerQueue: worker, maxRuns: 100, waitMs: wait, leaseMs: lease)))
-        else { return [] }
-        return r.messages
-    }
-
     /// Polls `condition` every 100 ms for up to `seconds`.
     @Test func postgreSQLUnreachableMidRunThenBackAppliesEveryPendingEntryOnce() async throws {
         let redis = try CrashTests.OwnRedis()
@@ -112,7 +106,7 @@ import TestSupport
         let n = Names()
         _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: (0..<40).map { n.run("r\($0)") })))
         var taken: [RunMessage] = []
-        for _ in 0..<10 where taken.count < 40 { taken += try await dequeue(client, n("wq"), wait: 500, lease: 3000) }
+        for _ in 0..<10 where taken.count < 40 { taken += try await client.dequeue(n("wq"), wait: 500, lease: 3000) }
         #expect(taken.count == 40)
         // DEQUEUED is written behind; the outage starts once PostgreSQL has it.
         #expect(try await waitFor(seconds: 5) {
@@ -191,7 +185,7 @@ import TestSupport
         #expect(try psql(database.url, "SELECT count(*) FROM runs WHERE status = 'COMPLETED' AND completed_at IS NOT NULL") == "20")
 
         // Only the lapsed runs come back now (the nacked ones are due in 10 minutes), once each.
-        let back = try await dequeue(client, n("wq"), wait: 2000, lease: 30_000)
+        let back = try await client.dequeue(n("wq"), wait: 2000, lease: 30_000)
         #expect(Set(back.map(\.runID)) == Set(lapsing.map(\.runID)) && back.count == 10)
         #expect(back.allSatisfy { $0.attempt == 1 })
         await client.close()
@@ -246,13 +240,13 @@ import TestSupport
         #expect(stats?.length == 0, "nothing queued the run before the retry")
         guard case .enqueue(let retry)? = try await client.call(.enqueue(EnqueueRequest(run: n.run("a")))) else { Issue.record("retry"); return }
         #expect(!retry.created)
-        let got = try await dequeue(client, n("wq"), wait: 2000, lease: 30_000)
+        let got = try await client.dequeue(n("wq"), wait: 2000, lease: 30_000)
         #expect(got.map(\.runID) == [n("a")])
         #expect(await ack(client, try #require(got.first)).0 == .success(true))
         // Another retry after the ack: still created=false, never delivered again.
         guard case .enqueue(let again)? = try await client.call(.enqueue(EnqueueRequest(run: n.run("a")))) else { Issue.record("again"); return }
         #expect(!again.created)
-        #expect(try await dequeue(client, n("wq"), wait: 1000, lease: 30_000).isEmpty)
+        #expect(try await client.dequeue(n("wq"), wait: 1000, lease: 30_000).isEmpty)
         #expect(try psql(database.url, "SELECT status FROM runs WHERE id = '\(n("a"))'") == "COMPLETED")
         await client.close()
     }

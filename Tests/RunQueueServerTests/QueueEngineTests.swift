@@ -48,12 +48,6 @@ import UVLoop
         return r
     }
 
-    func dequeue(_ client: RunQueueConnection, _ worker: String, max: UInt32 = 100, wait: UInt32 = 0) async throws -> [RunMessage] {
-        guard case .dequeue(let r)? = try await client.call(.dequeue(DequeueRequest(workerQueue: worker, maxRuns: max, waitMs: wait, leaseMs: 0)))
-        else { throw RunQueueError(.internal, "shape") }
-        return r.messages
-    }
-
     func expectInvalid(_ client: RunQueueConnection, _ call: Call, naming field: String) async {
         do {
             _ = try await client.call(call)
@@ -72,7 +66,7 @@ import UVLoop
         #expect(created.created)
         #expect(created.expiresAtMs >= before + 3_600_000 - 5000 && created.expiresAtMs <= before + 3_600_000 + 5000)
         #expect(try await enqueue(client, n.run("a")).created == false)
-        let messages = try await dequeue(client, n("wq"))
+        let messages = try await client.dequeue(n("wq"))
         #expect(messages.map(\.runID) == [n("a")])
         let m = try #require(messages.first)
         #expect(m.orgID == n("org") && m.environmentID == n("env") && m.queue == "q" && m.taskIdentifier == "task")
@@ -146,7 +140,7 @@ import UVLoop
         #expect(batch.results.map(\.status.code) == [.ok, .invalidArgument, .ok, .alreadyExists, .ok])
         #expect(batch.results.map(\.created) == [true, false, false, false, true])
         #expect(batch.results[1].status.message.contains("queue"))
-        #expect(Set(try await dequeue(client, n("wq")).map(\.runID)) == [n("a"), n("b")])
+        #expect(Set(try await client.dequeue(n("wq")).map(\.runID)) == [n("a"), n("b")])
         await client.close()
         #expect(await test.server.stop() == 0)
     }
@@ -156,7 +150,7 @@ import UVLoop
         let n = Names()
         let producer = try await RunQueueConnection.connect(to: test.address)
         let start = ContinuousClock.now
-        async let polled = dequeue(client, n("wq"), wait: 10_000)
+        async let polled = client.dequeue(n("wq"), wait: 10_000)
         try await Task.sleep(for: .milliseconds(200))
         _ = try await enqueue(producer, n.run("a"))
         let got = try await polled
@@ -172,8 +166,8 @@ import UVLoop
         let n = Names()
         let due = Int64(Date().timeIntervalSince1970 * 1000) + 600
         _ = try await enqueue(client, n.run("later", timestamp: due))
-        #expect(try await dequeue(client, n("wq")).isEmpty)
-        let got = try await dequeue(client, n("wq"), wait: 10_000)
+        #expect(try await client.dequeue(n("wq")).isEmpty)
+        let got = try await client.dequeue(n("wq"), wait: 10_000)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         #expect(got.map(\.runID) == [n("later")])
         #expect(now >= due - 50)
@@ -185,7 +179,7 @@ import UVLoop
         let (test, client) = try await Self.started()
         let n = Names()
         let start = ContinuousClock.now
-        #expect(try await dequeue(client, n("wq"), wait: 300).isEmpty)
+        #expect(try await client.dequeue(n("wq"), wait: 300).isEmpty)
         #expect(ContinuousClock.now - start >= .milliseconds(290))
         await client.close()
         #expect(await test.server.stop() == 0)
@@ -203,7 +197,7 @@ import UVLoop
         try await Task.sleep(for: .milliseconds(100))
         _ = try await enqueue(client, n.run("a"))
         try await Task.sleep(for: .milliseconds(200))
-        let got = try await dequeue(client, n("wq"))
+        let got = try await client.dequeue(n("wq"))
         #expect(got.map(\.runID) == [n("a")])
         #expect(got.first?.attempt == 0)
         await client.close()
@@ -228,7 +222,7 @@ import UVLoop
                     var seen: [String] = []
                     var emptyInARow = 0
                     while emptyInARow < 3 {
-                        let batch = try await dequeue(c, n("wq"), max: 50, wait: 100)
+                        let batch = try await c.dequeue(n("wq"), max: 50, wait: 100)
                         emptyInARow = batch.isEmpty ? emptyInARow + 1 : 0
                         for m in batch {
                             seen.append(m.runID)
@@ -266,7 +260,7 @@ import UVLoop
         #expect(answers[7]?.status.code == .cancelled)
         #expect(answers[8]?.result == .cancel(CancelResponse(cancelled: true)))
         _ = try await enqueue(client, n.run("a"))
-        let got = try await dequeue(client, n("wq"))
+        let got = try await client.dequeue(n("wq"))
         #expect(got.map(\.runID) == [n("a")])
         await client.close()
         #expect(await test.server.stop() == 0)
@@ -306,7 +300,7 @@ import UVLoop
         let (test, client) = try await Self.started()
         let n = Names()
         let start = ContinuousClock.now
-        async let polled = dequeue(client, n("wq"), wait: 20_000)
+        async let polled = client.dequeue(n("wq"), wait: 20_000)
         try await Task.sleep(for: .milliseconds(150))
         #expect(await test.server.stop() == 0)
         #expect(try await polled.isEmpty)
@@ -321,7 +315,7 @@ import UVLoop
         // Let both servers' wake subscriptions come up.
         try await Task.sleep(for: .milliseconds(200))
         let start = ContinuousClock.now
-        async let polled = dequeue(client, n("wq"), wait: 10_000)
+        async let polled = client.dequeue(n("wq"), wait: 10_000)
         try await Task.sleep(for: .milliseconds(200))
         _ = try await enqueue(producer, n.run("a"))
         let got = try await polled

@@ -145,3 +145,13 @@ func outboxBacklog(redisPort: UInt16, shards: Int = 16) throws -> (entries: Int,
     }
     return (entries, finishing)
 }
+
+extension RunQueueConnection {
+    /// One Dequeue of up to `max` runs of `worker` (long poll `wait` ms,
+    /// lease `lease` ms, 0 = the server's default).
+    func dequeue(_ worker: String, max: UInt32 = 100, wait: UInt32 = 0, lease: UInt32 = 0) async throws -> [RunMessage] {
+        guard case .dequeue(let answer)? = try await call(.dequeue(DequeueRequest(workerQueue: worker, maxRuns: max, waitMs: wait, leaseMs: lease)))
+        else { throw RunQueueError(.internal, "Dequeue answered another method") }
+        return answer.messages
+    }
+}
