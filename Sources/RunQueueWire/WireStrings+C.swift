@@ -8,7 +8,8 @@
 // (`enqueue.run.project_id`). The walk follows the message descriptors that
 // protoc-c generated, so it knows which length-delimited fields are strings
 // and which are nested messages; anything malformed is left for protobuf-c
-// to reject. It never allocates per field and reads each byte once.
+// to reject. A valid body of ASCII strings costs one pass over its bytes
+// and no allocation.
 internal import CProtobufC
 internal import CRunQueueProto
 
@@ -23,12 +24,14 @@ enum WireStrings {
     static func checkRequest(_ body: UnsafeRawBufferPointer) throws(Failure) {
         var callID: UInt64 = 0
         try withUnsafePointer(to: runqueue__v1__request__descriptor) { (descriptor) throws(Failure) in
-            try check(body, descriptor, path: "", callID: &callID)
+            try check(body, descriptor, isTop: true, parentPath: { "" }, callID: &callID)
         }
     }
 
+    /// `parentPath` builds the enclosing field's path; it is only called to
+    /// name a bad field, so a valid body costs no string building.
     private static func check(_ bytes: UnsafeRawBufferPointer, _ descriptor: UnsafePointer<ProtobufCMessageDescriptor>,
-                              path: String, callID: inout UInt64) throws(Failure) {
+                              isTop: Bool, parentPath: () -> String, callID: inout UInt64) throws(Failure) {
         var position = 0
         while position < bytes.count {
             guard let key = varint(bytes, &position) else { return }
@@ -36,7 +39,7 @@ enum WireStrings {
             switch key & 7 {
             case 0:
                 guard let value = varint(bytes, &position) else { return }
-                if path.isEmpty && number == 1 { callID = value }
+                if isTop && number == 1 { callID = value }
             case 1: position += 8
             case 5: position += 4
             case 2:
@@ -45,18 +48,22 @@ enum WireStrings {
                 if number <= UInt64(UInt32.max),
                    let field = protobuf_c_message_descriptor_get_field(descriptor, UInt32(number)) {
                     let value = UnsafeRawBufferPointer(rebasing: bytes[position..<end])
-                    let name = path.isEmpty ? String(cString: field.pointee.name) : path + "." + String(cString: field.pointee.name)
+                    func path() -> String {
+                        let parent = parentPath()
+                        let own = String(cString: field.pointee.name)
+                        return parent.isEmpty ? own : parent + "." + own
+                    }
                     switch field.pointee.type {
                     case PROTOBUF_C_TYPE_STRING:
-                        if value.contains(0) {
-                            throw Failure(callID: callID, message: "\(name) holds a NUL byte; strings must be UTF-8 without NUL")
-                        }
-                        if String(validating: value, as: UTF8.self) == nil {
-                            throw Failure(callID: callID, message: "\(name) is not valid UTF-8")
+                        switch text(value) {
+                        case .valid: break
+                        case .nul: throw Failure(callID: callID, message: "\(path()) holds a NUL byte; strings must be UTF-8 without NUL")
+                        case .notUTF8: throw Failure(callID: callID, message: "\(path()) is not valid UTF-8")
                         }
                     case PROTOBUF_C_TYPE_MESSAGE:
                         if let nested = field.pointee.descriptor {
-                            try check(value, nested.assumingMemoryBound(to: ProtobufCMessageDescriptor.self), path: name, callID: &callID)
+                            try check(value, nested.assumingMemoryBound(to: ProtobufCMessageDescriptor.self), isTop: false,
+                                      parentPath: path, callID: &callID)
                         }
                     default:
                         break
@@ -67,6 +74,20 @@ enum WireStrings {
                 return
             }
         }
+    }
+
+    private enum Text { case valid, nul, notUTF8 }
+
+    /// ASCII (the usual case) is checked byte by byte without allocating;
+    /// anything else is validated as UTF-8.
+    private static func text(_ bytes: UnsafeRawBufferPointer) -> Text {
+        var ascii = true
+        for byte in bytes {
+            if byte == 0 { return .nul }
+            if byte >= 0x80 { ascii = false }
+        }
+        if ascii { return .valid }
+        return String(validating: bytes, as: UTF8.self) == nil ? .notUTF8 : .valid
     }
 
     /// A base-128 varint at `position`, advancing it; nil when truncated or longer than 10 bytes.
