@@ -125,7 +125,7 @@ let package = Package(
         .testTarget(name: "UVLoopTests", dependencies: ["UVLoop", "TestSupport"]),
         .testTarget(name: "RedisDriverTests", dependencies: ["RedisDriver", "UVLoop", "TestSupport"]),
         .testTarget(name: "PostgresDriverTests", dependencies: ["PostgresDriver", "UVLoop", "TestSupport", deque]),
-        .testTarget(name: "RunQueueWireTests", dependencies: ["RunQueueWire", "RunQueueCore"]),
+        .testTarget(name: "RunQueueWireTests", dependencies: ["RunQueueWire", "RunQueueCore", "TestSupport"]),
         .testTarget(name: "RunQueueStoredFormatTests", dependencies: ["RunQueueStoredFormat", "RunQueueCore"]),
         .testTarget(name: "RunQueueCoreTests", dependencies: ["RunQueueCore"]),
         .testTarget(name: "RunQueueExpiryTests", dependencies: ["RunQueueExpiry", "RunQueueCore"]),

@@ -83,12 +83,10 @@ import TestSupport
         let n = Names()
         var run = n.run("nul")
         run.projectID = "p~~~~x"
-        var body = WireCodec.encodeRequest(Request(callID: 5, call: .enqueue(EnqueueRequest(run: run))))
-        let marker = Array("~~~~".utf8)
-        let at = try #require((0...(body.count - marker.count)).first { Array(body[$0..<$0 + marker.count]) == marker })
-        body[at] = 0
-        var utf8 = WireCodec.encodeRequest(Request(callID: 6, call: .enqueue(EnqueueRequest(run: run))))
-        utf8[at] = 0xFF
+        let body = try #require(WireCodec.encodeRequest(Request(callID: 5, call: .enqueue(EnqueueRequest(run: run))))
+            .settingFirstByte(of: "~~~~", to: 0))
+        let utf8 = try #require(WireCodec.encodeRequest(Request(callID: 6, call: .enqueue(EnqueueRequest(run: run))))
+            .settingFirstByte(of: "~~~~", to: 0xFF))
         let socket = try RawSocket(port: test.port)
         try socket.send(FrameEncoder.frame(body) + FrameEncoder.frame(utf8))
         for (callID, reason) in [(UInt64(5), "holds a NUL byte"), (6, "is not valid UTF-8")] {

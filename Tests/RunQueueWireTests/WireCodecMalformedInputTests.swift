@@ -1,6 +1,7 @@
 import RunQueueCore
 import RunQueueWire
 import Testing
+import TestSupport
 
 /// Whatever a peer sends, decoding either yields a value or throws WireError;
 /// it never traps, leaks or reads out of bounds (run under ASan to check the last two).
@@ -125,18 +126,14 @@ import Testing
 
     /// `request` encoded, with the first byte of the one "~~~~" in it made NUL
     /// (the encoder takes Swift strings through C strings, so it cannot carry one).
-    static func withNUL(_ request: Request) -> [UInt8] {
-        var bytes = WireCodec.encodeRequest(request)
-        let marker = Array("~~~~".utf8)
-        if let at = (0...(bytes.count - marker.count)).first(where: { Array(bytes[$0..<$0 + marker.count]) == marker }) {
-            bytes[at] = 0
-        }
-        return bytes
+    static func withNUL(_ request: Request) throws -> [UInt8] {
+        try #require(WireCodec.encodeRequest(request).settingFirstByte(of: "~~~~", to: 0))
     }
 
     @Test func aStringWithANULByteIsRefusedNamingItsFieldNeverCut() throws {
+        let getRun = try Self.withNUL(Request(callID: 7, call: .getRun(GetRunRequest(runID: "ab~~~~cd"))))
         do {
-            _ = try WireCodec.decodeRequest(Self.withNUL(Request(callID: 7, call: .getRun(GetRunRequest(runID: "ab~~~~cd")))))
+            _ = try WireCodec.decodeRequest(getRun)
             Issue.record("a NUL inside run_id was accepted")
         } catch {
             #expect(error.message.contains("get_run.run_id holds a NUL byte"), "\(error)")
@@ -148,8 +145,9 @@ import Testing
         var runs = (0..<3).map { RunDescriptor(runID: "r\($0)", orgID: "o", projectID: "p", environmentID: "e",
                                                 environmentType: .production, queue: "q", workerQueue: "w") }
         runs[2].projectID = "p~~~~x"
+        let batch = try Self.withNUL(Request(callID: 9, call: .enqueueBatch(EnqueueBatchRequest(runs: runs))))
         do {
-            _ = try WireCodec.decodeRequest(Self.withNUL(Request(callID: 9, call: .enqueueBatch(EnqueueBatchRequest(runs: runs)))))
+            _ = try WireCodec.decodeRequest(batch)
             Issue.record("a NUL inside a batch run's project_id was accepted")
         } catch {
             #expect(error.message.contains("enqueue_batch.runs.project_id holds a NUL byte"), "\(error)")
