@@ -36,6 +36,8 @@ import Synchronization
 public struct ShardMap: Sendable, Equatable {
     /// Default shard count (`RUN_ENGINE_RUN_QUEUE_SHARD_COUNT`, default 16; README.md "Configuration").
     public static let defaultShardCount = 16
+    /// The shard counts a deployment may be configured with.
+    public static let configurableShardCounts = 1...1024
 
     /// The number of shards, 1...Int32.max.
     public let shardCount: Int

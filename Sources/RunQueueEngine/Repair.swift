@@ -31,7 +31,10 @@ public enum Repair {
     /// the stored limits and marks every shard rebuilt. `progress` gets the
     /// running totals after each page.
     public static func run(_ config: EngineConfig, progress: @escaping @Sendable (Report) -> Void = { _ in }) async throws(Failure) -> Report {
-        guard (1...1024).contains(config.shardCount) else { throw Failure(code: .invalidArgument, message: "the shard count must be 1...1024") }
+        let counts = ShardMap.configurableShardCounts
+        guard counts.contains(config.shardCount) else {
+            throw Failure(code: .invalidArgument, message: "the shard count must be \(counts.lowerBound)...\(counts.upperBound)")
+        }
         let redisConfig: RedisConfig
         let writer: PostgresConnection
         let reader: PostgresConnection

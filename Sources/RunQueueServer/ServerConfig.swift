@@ -92,7 +92,7 @@ public struct ServerConfig: Sendable {
             config.shutdownGraceMs = UInt64(try integer(value, key: "RUNQUEUE_SHUTDOWN_GRACE_MS", in: 0...600_000))
         },
         Key(env: "RUN_ENGINE_RUN_QUEUE_SHARD_COUNT", flag: "--shard-count") { config, value throws(ConfigError) in
-            config.shardCount = try integer(value, key: "RUN_ENGINE_RUN_QUEUE_SHARD_COUNT", in: 1...1024)
+            config.shardCount = try integer(value, key: "RUN_ENGINE_RUN_QUEUE_SHARD_COUNT", in: ShardMap.configurableShardCounts)
         },
         Key(env: "RUNQUEUE_MESSAGE_FORMAT", flag: "--message-format") { config, value throws(ConfigError) in
             guard let format = MessageFormatChoice(rawValue: value.lowercased()) else {
@@ -188,7 +188,7 @@ public struct ServerConfig: Sendable {
             config.ttlConsumersDisabled = try boolean(value, key: "RUN_ENGINE_TTL_CONSUMERS_DISABLED")
         },
         Key(env: "RUN_ENGINE_TTL_SYSTEM_SHARD_COUNT", flag: "--ttl-shard-count") { config, value throws(ConfigError) in
-            config.ttlShardCount = try integer(value, key: "RUN_ENGINE_TTL_SYSTEM_SHARD_COUNT", in: 1...1024)
+            config.ttlShardCount = try integer(value, key: "RUN_ENGINE_TTL_SYSTEM_SHARD_COUNT", in: ShardMap.configurableShardCounts)
         },
         Key(env: "RUNQUEUE_EVENT_RETENTION", flag: "--event-retention") { config, value throws(ConfigError) in
             do {

@@ -45,7 +45,10 @@ struct RepairCommand: AsyncParsableCommand {
         config.redisURL = redisURL
         config.databaseURL = databaseURL
         config.shardCount = shardCount ?? environment["RUN_ENGINE_RUN_QUEUE_SHARD_COUNT"].flatMap(Int.init) ?? ShardMap.defaultShardCount
-        guard (1...1024).contains(config.shardCount) else { throw ValidationError("--shard-count must be 1...1024") }
+        let counts = ShardMap.configurableShardCounts
+        guard counts.contains(config.shardCount) else {
+            throw ValidationError("--shard-count must be \(counts.lowerBound)...\(counts.upperBound)")
+        }
         let json = self.json
         do {
             let report = try await Repair.run(config) { report in
