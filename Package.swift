@@ -114,7 +114,11 @@ let package = Package(
             dependencies: ["BenchSupport", "RunQueueClient", "RunQueueCore", "RunQueueWire", "TestSupport", "UVLoop"],
             path: "bench/churn"
         ),
-        .target(name: "BenchSupport", dependencies: ["RunQueueClient", "RunQueueCore", "UVLoop"], path: "bench/support"),
+        .target(
+            name: "BenchSupport",
+            dependencies: ["RunQueueClient", "RunQueueCore", "UVLoop", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            path: "bench/support"
+        ),
         .executableTarget(
             name: "runqueue-bench-scale",
             dependencies: ["BenchSupport", "RunQueueClient", "RunQueueCore", "UVLoop"],
