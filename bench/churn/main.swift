@@ -112,7 +112,7 @@ func enqueueBatch(_ client: RunQueueConnection, _ batch: [RunDescriptor]) async 
 
 /// The sequence before S joins on the churned server; the lateness seen
 /// during the churn by a subscriber that reads throughout.
-func churn(port: UInt16, database: Database, churnRuns: Int) async throws -> [Double] {
+func churn(port: UInt16, database: Database, churnRuns: Int) async throws -> LatencyHistogram {
     let prefix = randomName(6)
     // A watches 20 single runs expire, then A and the producer go without Cancel.
     let a = try RawStream(port: port, filter: ExpiryFilter(environmentID: "env_bc_\(prefix)_a"))
@@ -178,11 +178,11 @@ func churn(port: UInt16, database: Database, churnRuns: Int) async throws -> [Do
     say("  churn: \(rounds) subscribers came and went while \(churnRuns) runs expired")
     try await watcher.wait(for: churnRuns, until: .now + .seconds(60))
     await watcher.cancel()
-    return watcher.samples.withLock { $0 }.map { $0.receivedMs - Double($0.expiresAtMs) }
+    return LatencyHistogram(milliseconds: watcher.samples.withLock { $0 }.map { $0.receivedMs - Double($0.expiresAtMs) })
 }
 
 /// S joins, then W runs; S's lateness per event.
-func measure(port: UInt16, runCount: Int) async throws -> (lateness: [Double], check: String, ok: Bool) {
+func measure(port: UInt16, runCount: Int) async throws -> (lateness: LatencyHistogram, check: String, ok: Bool) {
     let prefix = randomName(6)
     let project = "proj_bc_\(prefix)_w"
     let subscriber = try await Subscriber(port: port, filter: ExpiryFilter(projectID: project))
@@ -198,7 +198,7 @@ func measure(port: UInt16, runCount: Int) async throws -> (lateness: [Double], c
     await subscriber.cancel()
     let samples = subscriber.samples.withLock { $0 }
     let check = subscriber.check(expected: Set(workload.map(\.runID)))
-    return (samples.map { $0.receivedMs - Double($0.expiresAtMs) }, check.text, check.ok)
+    return (LatencyHistogram(milliseconds: samples.map { $0.receivedMs - Double($0.expiresAtMs) }), check.text, check.ok)
 }
 
 /// A server on its own redis-server and new database, for `body`.
@@ -243,7 +243,8 @@ func main() async throws {
     say("  exactly-once: \(churned.check)")
 
     say("")
-    if let a = summary(fresh.lateness), let b = summary(churned.lateness) {
+    if !fresh.lateness.isEmpty && !churned.lateness.isEmpty {
+        let (a, b) = (fresh.lateness, churned.lateness)
         say(String(format: "ratio after churn / fresh: p50 %.2f  p99 %.2f", b.p50 / a.p50, b.p99 / a.p99))
         say("target both p99 < 50 ms: \(a.p99 < 50 && b.p99 < 50 ? "met" : "NOT met")")
     }

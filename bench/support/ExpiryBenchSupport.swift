@@ -1,6 +1,6 @@
 // What the expiry benchmarks share: a private redis-server and a fresh
 // database per run, a runqueued on them, a SubscribeExpiry subscriber that
-// records when each event arrived, and percentile summaries.
+// records when each event arrived, and the lateness line they print.
 import Foundation
 import RunQueueClient
 import RunQueueCore
@@ -12,14 +12,6 @@ public func wallMs() -> Double { Date().timeIntervalSince1970 * 1000 }
 
 public func randomName(_ length: Int) -> String {
     String((0..<length).map { _ in "0123456789abcdefghijklmnopqrstuvwxyz".randomElement()! })
-}
-
-/// p50 / p90 / p99 / max of `values` (ms), or nil when empty.
-public func summary(_ values: [Double]) -> (p50: Double, p90: Double, p99: Double, max: Double)? {
-    guard !values.isEmpty else { return nil }
-    let sorted = values.sorted()
-    func at(_ q: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))] }
-    return (at(0.50), at(0.90), at(0.99), sorted[sorted.count - 1])
 }
 
 // MARK: the private Redis and database
@@ -165,10 +157,12 @@ public func startServer(redis: PrivateRedis, database: Database, runqueued: Stri
     return (server, port)
 }
 
-public func line(_ label: String, _ values: [Double], censored: Int = 0) -> String {
-    guard let s = summary(values) else { return "\(label): no samples" }
+/// p50 / p90 / p99 / max of `lateness`; with `censored` samples (lower
+/// bounds) each figure is marked ">=".
+public func line(_ label: String, _ lateness: LatencyHistogram, censored: Int = 0) -> String {
+    guard !lateness.isEmpty else { return "\(label): no samples" }
     let mark = censored > 0 ? ">=" : ""
     return String(format: "%@: p50 %@%.1f  p90 %@%.1f  p99 %@%.1f  max %@%.1f ms  (count %d)",
-                  label, mark, s.p50, mark, s.p90, mark, s.p99, mark, s.max, values.count)
+                  label, mark, lateness.p50, mark, lateness.p90, mark, lateness.p99, mark, lateness.max, lateness.count)
 }
 
