@@ -55,14 +55,6 @@ import UVLoop
 
 // MARK: helpers
 
-/// Milliseconds, p50 and p99 of a list of durations.
-func percentiles(_ samples: [Duration]) -> (count: Int, p50: Double, p99: Double) {
-    guard !samples.isEmpty else { return (0, 0, 0) }
-    let sorted = samples.sorted()
-    func at(_ q: Double) -> Double { seconds(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]) * 1000 }
-    return (sorted.count, at(0.50), at(0.99))
-}
-
 /// The Redis the server uses, from RUNQUEUE_REDIS_URL (redis://host:port[/db]).
 struct RedisTarget {
     var host = "127.0.0.1"
@@ -126,15 +118,15 @@ final class Shared: Sendable {
 }
 
 struct ProducerReport: Sendable {
-    var latencies: [Duration] = []
+    var latencies = LatencyHistogram()
     var created = 0
     var notCreated = 0
     var errors: [String] = []
 }
 
 struct ConsumerReport: Sendable {
-    var dequeueLatencies: [Duration] = []
-    var ackLatencies: [Duration] = []
+    var dequeueLatencies = LatencyHistogram()
+    var ackLatencies = LatencyHistogram()
     var received: [String] = []
     var ackedTrue = 0
     var ackedFalse = 0
@@ -259,9 +251,8 @@ func main() async throws {
         let ackOn = median(on.map(\.ackP50)), ackOff = median(off.map(\.ackP50))
         say(String(format: "Ack p50 ms: %.2f write-through, %.2f %@ (%.2f ms more)", ackOn, ackOff, baseline.short, ackOn - ackOff))
     }
-    let rows = on.flatMap(\.answerToRow), lag = on.flatMap(\.redisToAnswer)
     let firstRead = on.reduce(0) { $0 + $1.rowOnFirstRead }
-    let r = percentiles(rows), l = percentilesMs(lag)
+    let r = LatencyHistogram(merging: on.map(\.answerToRow)), l = LatencyHistogram(merging: on.map(\.redisToAnswer))
     say(String(format: "Ack answered -> row shows COMPLETED (sampled 1 in %d acks, %d samples, one SELECT per read): p50 %.2f ms, p99 %.2f ms; "
                  + "COMPLETED on the first read in %d of %d", settings.rowSample, r.count, r.p50, r.p99, firstRead, r.count))
     say(String(format: "ack in Redis (the row's completed_at) -> answer at the client: p50 %.0f ms, p99 %.0f ms (ms clocks)", l.p50, l.p99))
@@ -304,14 +295,6 @@ func median(_ values: [Double]) -> Double {
     return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
-/// p50 and p99 of millisecond samples.
-func percentilesMs(_ samples: [Int64]) -> (count: Int, p50: Double, p99: Double) {
-    guard !samples.isEmpty else { return (0, 0, 0) }
-    let sorted = samples.sorted()
-    func at(_ q: Double) -> Double { Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]) }
-    return (sorted.count, at(0.50), at(0.99))
-}
-
 struct Settings: Sendable {
     let total, batch, producers, producerWindow, consumers, consumerWindow, maxRuns, waitMs, envCount: Int
     let timeout: Double
@@ -329,9 +312,9 @@ struct CycleResult: Sendable {
     var ok: Bool
     var ackP50: Double
     /// Sampled acks: from the answer to a read showing the row COMPLETED.
-    var answerToRow: [Duration]
+    var answerToRow: LatencyHistogram
     /// Sampled acks: answer wall clock ms - the row's completed_at (the server's clock when the ack ran in Redis).
-    var redisToAnswer: [Int64]
+    var redisToAnswer: LatencyHistogram
     var rowOnFirstRead: Int
 }
 
@@ -400,7 +383,7 @@ func cycle(_ settings: Settings, mode: Mode, postgres: PostgresConnection?) asyn
                         let begin = ContinuousClock.now
                         do {
                             let result = try await connection.call(.enqueueBatch(EnqueueBatchRequest(runs: runs)))
-                            report.latencies.append(ContinuousClock.now - begin)
+                            report.latencies.record(ContinuousClock.now - begin)
                             guard case .enqueueBatch(let answer)? = result else { report.errors.append("EnqueueBatch answered \(String(describing: result))"); continue }
                             for item in answer.results {
                                 if item.status.code != .ok {
@@ -455,7 +438,7 @@ func cycle(_ settings: Settings, mode: Mode, postgres: PostgresConnection?) asyn
                         }
                         // Empty answers are long polls that ran out (the end of the run): counted, not timed.
                         if messages.isEmpty { report.emptyDequeues += 1; continue }
-                        report.dequeueLatencies.append(ContinuousClock.now - begin)
+                        report.dequeueLatencies.record(ContinuousClock.now - begin)
                         report.received.append(contentsOf: messages.map(\.runID))
                         let acksSent = ContinuousClock.now
                         let answers = await connection.pipeline(messages.map {
@@ -472,7 +455,7 @@ func cycle(_ settings: Settings, mode: Mode, postgres: PostgresConnection?) asyn
                         }
                         var acked = 0
                         for (latency, outcome) in outcomes {
-                            report.ackLatencies.append(latency)
+                            report.ackLatencies.record(latency)
                             switch outcome {
                             case .success(true): acked += 1
                             case .success(false): report.ackedFalse += 1
@@ -525,9 +508,9 @@ func cycle(_ settings: Settings, mode: Mode, postgres: PostgresConnection?) asyn
     let ackedTrue = consumerReports.reduce(0) { $0 + $1.ackedTrue }
     let ackedFalse = consumerReports.reduce(0) { $0 + $1.ackedFalse }
     let errors = producerResults.flatMap(\.errors) + consumerReports.flatMap(\.errors)
-    let enqueueLatency = percentiles(producerResults.flatMap(\.latencies))
-    let dequeueLatency = percentiles(consumerReports.flatMap(\.dequeueLatencies))
-    let ackLatency = percentiles(consumerReports.flatMap(\.ackLatencies))
+    let enqueueLatency = LatencyHistogram(merging: producerResults.map(\.latencies))
+    let dequeueLatency = LatencyHistogram(merging: consumerReports.map(\.dequeueLatencies))
+    let ackLatency = LatencyHistogram(merging: consumerReports.map(\.ackLatencies))
     let emptyDequeues = consumerReports.reduce(0) { $0 + $1.emptyDequeues }
     let rate = Double(ackedTrue) / elapsed
 
@@ -573,10 +556,16 @@ func cycle(_ settings: Settings, mode: Mode, postgres: PostgresConnection?) asyn
     for error in errors.prefix(10) { print("  error: \(error)") }
     for leftover in leftovers { print("  left: \(leftover)") }
     if !ok { say("exactly-once check FAILED in this round") }
-    var samples: [RowSample] = []
-    for read in consumerReports.flatMap(\.rowSampleReads) { if let sample = await read.value { samples.append(sample) } }
-    return CycleResult(rate: rate, ok: ok, ackP50: ackLatency.p50, answerToRow: samples.map(\.answerToRow),
-                       redisToAnswer: samples.map(\.redisToAnswerMs), rowOnFirstRead: samples.filter(\.firstRead).count)
+    var answerToRow = LatencyHistogram(), redisToAnswer = LatencyHistogram()
+    var rowOnFirstRead = 0
+    for read in consumerReports.flatMap(\.rowSampleReads) {
+        guard let sample = await read.value else { continue }
+        answerToRow.record(sample.answerToRow)
+        redisToAnswer.record(milliseconds: Double(sample.redisToAnswerMs))
+        if sample.firstRead { rowOnFirstRead += 1 }
+    }
+    return CycleResult(rate: rate, ok: ok, ackP50: ackLatency.p50, answerToRow: answerToRow, redisToAnswer: redisToAnswer,
+                       rowOnFirstRead: rowOnFirstRead)
 }
 
 try await main()
