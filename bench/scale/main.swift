@@ -26,31 +26,17 @@ import RunQueueCore
 import Synchronization
 import UVLoop
 
-func milliseconds(_ d: Duration) -> Double {
-    seconds(d) * 1000
-}
-
-/// p50 and p99 in ms.
-struct Percentiles {
-    let p50: Double
-    let p99: Double
-
-    init(_ samples: [Duration]) {
-        let sorted = samples.map(milliseconds).sorted()
-        func at(_ q: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))] }
-        p50 = at(0.50)
-        p99 = at(0.99)
-    }
-
+extension LatencyHistogram {
+    /// p50 and p99 in ms, as `--json` prints them.
     var json: String { String(format: "{\"p50_ms\": %.3f, \"p99_ms\": %.3f}", p50, p99) }
 }
 
 struct Level {
     let backlog: Int
     let preloadSeconds: Double
-    let enqueue: Percentiles
-    let dequeue: Percentiles
-    let ack: Percentiles
+    let enqueue: LatencyHistogram
+    let dequeue: LatencyHistogram
+    let ack: LatencyHistogram
 }
 
 struct Bench: Sendable {
@@ -137,36 +123,35 @@ func main() async throws {
             try await bench.preload(nextRun..<(nextRun + level - have), window: window)
             nextRun += level - have
         }
-        let preloadSeconds = milliseconds(ContinuousClock.now - start) / 1000
+        let preloadSeconds = seconds(ContinuousClock.now - start)
         let loaded = try await bench.pending()
         guard loaded >= level else { throw BenchError("backlog \(loaded) after loading \(level)") }
 
-        var enqueueTimes: [Duration] = []
+        var enqueueTimes = LatencyHistogram()
         for _ in 0..<samples {
             let run = bench.descriptor(nextRun)
             nextRun += 1
             let begin = ContinuousClock.now
             let result = try await connection.call(.enqueue(EnqueueRequest(run: run)))
-            enqueueTimes.append(ContinuousClock.now - begin)
+            enqueueTimes.record(ContinuousClock.now - begin)
             guard case .enqueue(let answer)? = result, answer.created else { throw BenchError("Enqueue answered \(String(describing: result))") }
         }
 
-        var dequeueTimes: [Duration] = []
-        var ackTimes: [Duration] = []
+        var dequeueTimes = LatencyHistogram()
+        var ackTimes = LatencyHistogram()
         for _ in 0..<samples {
             let begin = ContinuousClock.now
             let result = try await connection.call(.dequeue(DequeueRequest(workerQueue: bench.workerQueue, maxRuns: 1, waitMs: 0)))
-            dequeueTimes.append(ContinuousClock.now - begin)
+            dequeueTimes.record(ContinuousClock.now - begin)
             guard case .dequeue(let answer)? = result, let message = answer.messages.first else {
                 throw BenchError("Dequeue answered \(String(describing: result))")
             }
             let ackBegin = ContinuousClock.now
             let acked = try await connection.call(.ack(AckRequest(runID: message.runID, environmentID: message.environmentID, attempt: message.attempt)))
-            ackTimes.append(ContinuousClock.now - ackBegin)
+            ackTimes.record(ContinuousClock.now - ackBegin)
             guard case .ack(let ack)? = acked, ack.acked else { throw BenchError("Ack answered \(String(describing: acked))") }
         }
-        let result = Level(backlog: loaded, preloadSeconds: preloadSeconds, enqueue: Percentiles(enqueueTimes),
-                           dequeue: Percentiles(dequeueTimes), ack: Percentiles(ackTimes))
+        let result = Level(backlog: loaded, preloadSeconds: preloadSeconds, enqueue: enqueueTimes, dequeue: dequeueTimes, ack: ackTimes)
         results.append(result)
         if !json {
             say(String(format: "backlog %8d: Enqueue p50 %.3f p99 %.3f ms | Dequeue p50 %.3f p99 %.3f ms | Ack p50 %.3f p99 %.3f ms (loaded in %.1f s)",
