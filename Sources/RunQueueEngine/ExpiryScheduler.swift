@@ -131,23 +131,31 @@ final class ExpiryScheduler {
             return
         }
         state.running = true
-        withLease(shard) { [unowned self] held in
+        withLease(shard) { [unowned self] lease in
             guard !closed else { return }
-            if held {
-                pass(shard)
-            } else {
-                // Another instance holds the shard: look again within the poll interval.
-                finish(shard, next: .max)
+            switch lease {
+            case .held: pass(shard)
+            // Another instance holds the shard: look again within the poll interval.
+            case .heldElsewhere: finish(shard, next: .max)
+            case .unreachable: finish(shard, next: retryAt())
             }
         }
     }
 
-    /// Calls `body(true)` when this instance holds the shard's lease (renewing it when a third of it has passed).
-    private func withLease(_ shard: Int, _ body: @escaping (Bool) -> Void) {
+    enum Lease { case held, heldElsewhere, unreachable }
+
+    /// When a pass that could not reach Redis tries again: within a second,
+    /// so expiry resumes soon after Redis is back whatever the poll interval.
+    private func retryAt() -> Int64 {
+        clock.nowMs().addingSaturating(Int64(min(settings.pollIntervalMs, 1000)))
+    }
+
+    /// Calls `body(.held)` when this instance holds the shard's lease (renewing it when a third of it has passed).
+    private func withLease(_ shard: Int, _ body: @escaping (Lease) -> Void) {
         let state = shards[shard]
         let now = clock.nowMs()
         if state.leaseUntil > now && now - state.leaseRenewedAt < settings.leaseMs / 3 {
-            body(true)
+            body(.held)
             return
         }
         store.expiryLease(shard: shard, owner: owner, ttlMs: settings.leaseMs) { [unowned self] result in
@@ -156,13 +164,12 @@ final class ExpiryScheduler {
                 if state.leaseUntil <= now { logger.debug("expiry lease taken", metadata: ["shard": "\(shard)", "owner": "\(owner)"]) }
                 state.leaseUntil = now + settings.leaseMs
                 state.leaseRenewedAt = now
-                body(true)
+                body(.held)
             case .success(false):
                 state.leaseUntil = 0
-                body(false)
+                body(.heldElsewhere)
             case .failure:
-                // Redis unreachable: nothing can expire anyway; retry at the poll interval.
-                body(false)
+                body(.unreachable)
             }
         }
     }
@@ -178,7 +185,7 @@ final class ExpiryScheduler {
                     logger.warning("expiry pass failed; retrying", metadata: ["shard": "\(shard)", "error": "\(error)"])
                 }
                 state.failing = true
-                finish(shard, next: .max)
+                finish(shard, next: retryAt())
             case .success(let answer):
                 state.failing = false
                 state.outboxLength = answer.outboxLength
