@@ -110,6 +110,9 @@ final class DequeueCoordinator {
     }
 
     /// A rebuild of Redis from PostgreSQL started: hold Dequeues until it is done.
+    /// Long polls waiting for runs now.
+    var waitingCount: Int { waiters.values.reduce(0) { $0 + $1.count } }
+
     func closeGate() {
         guard gated == nil, !draining else { return }
         gated = []

@@ -61,7 +61,8 @@ public final class Engine {
             logger.error("RUNQUEUE_BENCHMARK_DISCARD_RECORDS=applier: changes after creation are NOT written to PostgreSQL and runs are NOT durable; for benchmarks only")
         }
         let applierStore = QueueStore(redis: stores.redisApplier, shards: store.shards, config: config.queue)
-        let applier = OutboxApplier(loop: loop, store: applierStore, records: records, logger: logger)
+        let applier = OutboxApplier(loop: loop, store: applierStore, records: records, logger: logger,
+                                    dequeuedLagMs: config.dequeuedWriteLagMs)
         dequeue.applier = applier
         let maintenance = Maintenance(loop: loop, store: store, records: records, clock: clock, logger: logger,
                                       retentionMs: config.runRetentionMs, reconcileIntervalMs: config.reconcileIntervalMs,
@@ -130,6 +131,9 @@ public final class Engine {
             context.fail(.unimplemented, "\(call.methodName) is answered by the transport, not the engine")
         }
     }
+
+    /// Dequeue calls waiting in a long poll now.
+    public var waitingDequeues: Int { queue.dequeue.waitingCount }
 
     /// Shutdown began: waiting calls answer now (long polls with nothing,
     /// streams with UNAVAILABLE).

@@ -17,6 +17,9 @@ public struct EngineConfig: Sendable {
     /// Longest a Dequeue is held while Redis is checked against PostgreSQL or
     /// rebuilt from it; past it the Dequeue is served from what Redis holds.
     public var rebuildHoldMs: UInt64 = 5000
+    /// How long a DEQUEUED change waits in the outbox for a later change of
+    /// its run (an ack or nack supersedes it, and it is never written).
+    public var dequeuedWriteLagMs: UInt64 = 400
     /// Finished runs (COMPLETED, EXPIRED, DEAD_LETTERED) are deleted after this long.
     public var runRetentionMs: Int64 = 7 * 86_400_000
     /// How often the reconciler re-adds recent QUEUED rows missing from Redis.

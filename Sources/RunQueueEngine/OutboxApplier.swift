@@ -10,7 +10,7 @@
 // (each reads from the start once, so entries of a dead server are picked up
 // by the others), because applying an entry twice changes nothing.
 //
-// DEQUEUED entries are held back for `dequeuedLagMs` (docs/durability.md: DEQUEUED
+// DEQUEUED entries are held back for `dequeuedLagMs` (RUNQUEUE_DEQUEUED_WRITE_LAG_MS) (docs/durability.md: DEQUEUED
 // may be written behind, within a second, and skipped if the ack comes
 // first): most runs are acked within that time, their C entry supersedes
 // the D, and the row is written once instead of twice. Held entries stay in
@@ -51,7 +51,7 @@ final class OutboxApplier {
     /// runs reach this (the rest is read by the next pass).
     private let maxRunsPerPass = 20_000
     /// How long a D entry waits for a later entry of its run before it is written.
-    static let dequeuedLagMs: UInt64 = 400
+    private let dequeuedLagMs: UInt64
     private var shards: [ShardState]
     /// Shards to read in the next pass.
     private var dirty = Set<Int>()
@@ -100,7 +100,9 @@ final class OutboxApplier {
     private var directRunning = false
     private var directScheduled = false
 
-    init(loop: EventLoop, store: QueueStore, records: RunRecords, logger: Logger, waitBoundMs: UInt64 = 5000, tickMs: UInt64 = 1000) {
+    init(loop: EventLoop, store: QueueStore, records: RunRecords, logger: Logger, dequeuedLagMs: UInt64,
+         waitBoundMs: UInt64 = 5000, tickMs: UInt64 = 1000) {
+        self.dequeuedLagMs = dequeuedLagMs
         self.loop = loop
         self.store = store
         self.records = records
@@ -308,7 +310,7 @@ final class OutboxApplier {
             held.removeAll { item in newest[item.entry.runID].map { $0 > item.entry.sequence } ?? false }
         }
         // Held long enough: write it now.
-        while let first = held.first, now >= first.readAtMs + Self.dequeuedLagMs {
+        while let first = held.first, now >= first.readAtMs + dequeuedLagMs {
             plan.write.append(first.entry)
             held.removeFirst()
         }
@@ -329,7 +331,7 @@ final class OutboxApplier {
         let state = shards[shard]
         guard state.heldTimer == nil, !closed, let first = state.held.first else { return }
         let now = loop.nowMs
-        let due = first.readAtMs + Self.dequeuedLagMs
+        let due = first.readAtMs + dequeuedLagMs
         state.heldTimer = loop.schedule(afterMs: due > now ? due - now : 0) { [weak self] in
             guard let self else { return }
             shards[shard].heldTimer = nil

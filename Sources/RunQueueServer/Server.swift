@@ -59,6 +59,12 @@ public final class Server: Sendable {
         return await waitUntilStopped().leftoverHandles
     }
 
+    /// Dequeue calls waiting in a long poll now (for tests and metrics).
+    public func waitingDequeueCount() async throws -> Int {
+        let core = self.core
+        return try await loop.submit { core.waitingDequeues }
+    }
+
     /// Connections currently open (for tests and metrics).
     public func connectionCount() async throws -> Int {
         let core = self.core

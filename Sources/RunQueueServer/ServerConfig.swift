@@ -165,6 +165,9 @@ public struct ServerConfig: Sendable {
         Key(env: "RUNQUEUE_HOUSEKEEPING_INTERVAL_MS", flag: "--housekeeping-interval-ms") { config, value throws(ConfigError) in
             config.housekeepingIntervalMs = UInt64(try integer(value, key: "RUNQUEUE_HOUSEKEEPING_INTERVAL_MS", in: 50...60_000))
         },
+        Key(env: "RUNQUEUE_DEQUEUED_WRITE_LAG_MS", flag: "--dequeued-write-lag-ms") { config, value throws(ConfigError) in
+            config.dequeuedWriteLagMs = UInt64(try integer(value, key: "RUNQUEUE_DEQUEUED_WRITE_LAG_MS", in: 0...600_000))
+        },
         Key(env: "RUNQUEUE_REBUILD_HOLD_MS", flag: "--rebuild-hold-ms") { config, value throws(ConfigError) in
             config.rebuildHoldMs = UInt64(try integer(value, key: "RUNQUEUE_REBUILD_HOLD_MS", in: 0...600_000))
         },

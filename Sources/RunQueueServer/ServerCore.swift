@@ -102,6 +102,7 @@ final class ServerCore {
     }
 
     var connectionCount: Int { connections.count }
+    var waitingDequeues: Int { engine?.waitingDequeues ?? 0 }
 
     /// Runs `done` once the server has stopped (at once if it already has).
     func onStoppedOrNow(_ done: @escaping () -> Void) {

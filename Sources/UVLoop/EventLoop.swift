@@ -159,8 +159,27 @@ public final class EventLoop: @unchecked Sendable {
         leftover.withLock { $0 = open }
     }
 
+    /// Handles open on the loop, not counting its own wakeup handle or those
+    /// already closing: what `shutdown()` would force-close now. Loop thread only.
+    public var openHandles: Int { liveHandles().count }
+
     /// Closes every handle still open except the wakeup handle; returns how many.
     private func closeAll() -> Int {
+        let found = liveHandles()
+        for handle in found {
+            if let owner = owners[UnsafeMutableRawPointer(handle)] {
+                owner.forceClose()
+            } else {
+                // A handle of C glue (the hiredis adapter) whose owner never
+                // closed it: close without a callback; its memory is leaked
+                // rather than freed under a live owner.
+                uv_close(handle, nil)
+            }
+        }
+        return found.count
+    }
+
+    private func liveHandles() -> [UnsafeMutablePointer<uv_handle_t>] {
         final class Walk {
             var found: [UnsafeMutablePointer<uv_handle_t>] = []
             let skip: UnsafeMutableRawPointer
@@ -172,17 +191,7 @@ public final class EventLoop: @unchecked Sendable {
             guard let handle, UnsafeMutableRawPointer(handle) != walk.skip, uv_is_closing(handle) == 0 else { return }
             walk.found.append(handle)
         }, Unmanaged.passUnretained(walk).toOpaque())
-        for handle in walk.found {
-            if let owner = owners[UnsafeMutableRawPointer(handle)] {
-                owner.forceClose()
-            } else {
-                // A handle of C glue (the hiredis adapter) whose owner never
-                // closed it: close without a callback; its memory is leaked
-                // rather than freed under a live owner.
-                uv_close(handle, nil)
-            }
-        }
-        return walk.found.count
+        return walk.found
     }
 }
 
