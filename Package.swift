@@ -125,7 +125,11 @@ let package = Package(
             path: "bench/scale"
         ),
 
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport",
+            dependencies: ["RunQueueServer", "RunQueueClient", "RunQueueCore", "UVLoop", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(name: "UVLoopTests", dependencies: ["UVLoop", "TestSupport"]),
         .testTarget(name: "RedisDriverTests", dependencies: ["RedisDriver", "UVLoop", "TestSupport"]),
         .testTarget(name: "PostgresDriverTests", dependencies: ["PostgresDriver", "UVLoop", "TestSupport", deque]),
@@ -146,7 +150,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RunQueueServerTests",
-            dependencies: ["RunQueueServer", "RunQueueEngine", "RunQueueClient", "RunQueueWire", "RunQueueCore", "UVLoop", "TestSupport"]
+            dependencies: ["RunQueueServer", "RunQueueEngine", "RunQueueStorage", "RunQueueClient", "RunQueueWire", "RunQueueCore", "UVLoop", "TestSupport"]
         ),
     ]
 )

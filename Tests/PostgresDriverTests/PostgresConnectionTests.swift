@@ -5,13 +5,12 @@ import Testing
 import TestSupport
 import UVLoop
 
-@Suite(.timeLimit(.minutes(1))) struct PostgresConnectionTests {
+@Suite(.timeLimit(.minutes(3))) struct PostgresConnectionTests {
     @Test func answersTenThousandPipelinedQueriesEachExactlyOnce() async throws {
         let loop = try EventLoop()
         let connection = try await connected(loop)
         let count = 10_000
         let answers = Collector<(index: Int, value: Int?)>()
-        let start = ContinuousClock.now
         try await loop.submit {
             for i in 0..<count {
                 connection.query("SELECT $1::int + 1 AS n", [.int(i)]) { outcome in
@@ -20,7 +19,6 @@ import UVLoop
             }
         }
         let got = await answers.wait(for: count)
-        let elapsed = ContinuousClock.now - start
         #expect(got.count == count)
         var seen = [Int](repeating: 0, count: count)
         for answer in got {
@@ -28,9 +26,8 @@ import UVLoop
             #expect(answer.value == answer.index + 1)
         }
         #expect(seen.allSatisfy { $0 == 1 })
-        #expect(elapsed < .seconds(10))
-        // Late duplicates would show up here.
-        try await Task.sleep(for: .milliseconds(50))
+        // Answers come in order: a late duplicate would arrive before this one.
+        #expect(try await connection.query("SELECT 1").scalar == "1")
         #expect(answers.values.count == count)
         await connection.close()
         #expect(loop.shutdown() == 0)
@@ -133,10 +130,12 @@ import UVLoop
         #expect(loop.shutdown() == 0)
     }
 
-    @Test func reportsRefusedConnectionQuickly() async throws {
+    @Test func reportsRefusedConnectionWithoutWaitingForTheTimeout() async throws {
         let loop = try EventLoop()
         let port = TestServices.unusedPort()
-        let connection = PostgresConnection(loop: loop, config: PostgresConfig(host: "127.0.0.1", port: port, user: "postgres"))
+        var config = PostgresConfig(host: "127.0.0.1", port: port, user: "postgres")
+        config.connectTimeoutMs = 60_000  // far above the bound below
+        let connection = PostgresConnection(loop: loop, config: config)
         let states = Collector<String>()
         try await connection.recordStates(into: states)
         let queued = Collector<PostgresError?>()
@@ -147,7 +146,7 @@ import UVLoop
         }
         let error = await #expect(throws: PostgresError.self) { try await connection.connect() }
         #expect(error?.kind == .connectFailed)
-        #expect(ContinuousClock.now - start < .seconds(3))
+        #expect(ContinuousClock.now - start < .seconds(20))
         #expect(await queued.wait(for: 1).first??.kind == .connectFailed)
         #expect(await states.wait(for: 2).prefix(2) == ["connecting", "disconnected:connectFailed"])
         await connection.close()
@@ -179,7 +178,8 @@ import UVLoop
         let start = ContinuousClock.now
         let error = await #expect(throws: PostgresError.self) { try await connection.connect() }
         #expect(error?.kind == .connectFailed)
-        #expect(ContinuousClock.now - start < .seconds(3))
+        // A bound for a stall, not for speed: without the timeout it would wait forever.
+        #expect(ContinuousClock.now - start < .seconds(20))
         await connection.close()
         #expect(loop.shutdown() == 0)
     }
@@ -332,7 +332,7 @@ import UVLoop
         let killed = try await killer.query("SELECT pg_terminate_backend($1::int)", [.int64(Int64(pid))])
         #expect(killed.scalar == "t")
         let failures = await pending.wait(for: 5)
-        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(ContinuousClock.now - start < .seconds(20))  // not the 30 s of the queries
         #expect(failures.count == 5)
         #expect(failures.allSatisfy { $0?.kind == .disconnected })
 
@@ -356,7 +356,7 @@ import UVLoop
         }
         let got = await outcomes.wait(for: 2).sorted { $0.0 < $1.0 }
         try #require(got.count == 2)
-        #expect(ContinuousClock.now - start < .seconds(3))
+        #expect(ContinuousClock.now - start < .seconds(8))  // not the 10 s of the query
         #expect(got.map { $0.1?.kind } == [.timeout, .disconnected])
         try await connection.connect()
         #expect(try await connection.query("SELECT 5").scalar == "5")
@@ -379,9 +379,9 @@ import UVLoop
         let got = await outcomes.wait(for: 1002)
         #expect(got.count == 1002)
         #expect(got.allSatisfy { $0?.kind == .closed })
-        try await Task.sleep(for: .milliseconds(20))
-        #expect(outcomes.values.count == 1002)
         #expect(loop.shutdown() == 0)
+        // The loop has stopped: no callback can come any more, and none came twice.
+        #expect(outcomes.values.count == 1002)
     }
 
     @Test func refusesRequestsBoundToAnEndedSession() async throws {

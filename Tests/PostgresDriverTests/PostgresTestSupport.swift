@@ -33,15 +33,10 @@ final class Collector<Value: Sendable>: Sendable {
 
     var values: [Value] { items.withLock { $0 } }
 
-    /// Waits until at least `count` values arrived (or `timeout` passed) and
+    /// Waits until at least `count` values arrived (or a minute passed) and
     /// returns what arrived.
-    func wait(for count: Int, timeout: Duration = .seconds(10)) async -> [Value] {
-        let start = ContinuousClock.now
-        while ContinuousClock.now - start < timeout {
-            let current = values
-            if current.count >= count { return current }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
+    func wait(for count: Int) async -> [Value] {
+        try? await waitUntil("\(count) values arrived", every: .milliseconds(5)) { values.count >= count }
         return values
     }
 }

@@ -6,9 +6,10 @@ import UVLoop
 @testable import RedisDriver
 
 @Suite struct RedisConnectionTests {
-    @Test func reportsRefusedConnectWithinASecondAndFailsCommandsFast() async throws {
+    @Test func reportsRefusedConnectWithoutWaitingForTheTimeoutAndFailsCommandsFast() async throws {
         let loop = try EventLoop()
-        let config = RedisConfig(port: TestServices.unusedPort(), reconnectMinMs: 60_000)
+        // Timeouts far above the bounds below: only a refusal reported at once passes.
+        let config = RedisConfig(port: TestServices.unusedPort(), commandTimeoutMs: 60_000, connectTimeoutMs: 60_000, reconnectMinMs: 60_000)
         // Timed on the loop thread, from connect() to the report, so a busy
         // test scheduler does not count against the driver.
         let (connection, failure, elapsed) = await withCheckedContinuation {
@@ -26,13 +27,13 @@ import UVLoop
                 connection.connect()
             }
         }
-        #expect(elapsed < .seconds(1))
+        #expect(elapsed < .seconds(20))
         #expect(failure.code == .connectFailed)
         let sendStart = ContinuousClock.now
         let error = await commandError(connection, "PING")
         #expect(error?.code == .notConnected)
         #expect(error?.commandMayHaveRun == false)
-        #expect(ContinuousClock.now - sendStart < .milliseconds(500))
+        #expect(ContinuousClock.now - sendStart < .seconds(20))
         try await close(connection)
         #expect(loop.shutdown() == 0)
     }
@@ -88,9 +89,10 @@ import UVLoop
         }
         #expect(failure.code == .connectFailed)
         #expect(failure.message.contains("timed out"))
-        #expect(elapsed >= .milliseconds(150) && elapsed < .seconds(2))
+        // A bound for a stall, not for speed: the alternative is waiting forever.
+        #expect(elapsed >= .milliseconds(150) && elapsed < .seconds(20))
         // The accepted socket closes once it sees the EOF of the freed hiredis context.
-        try await Task.sleep(for: .milliseconds(50))
+        try await waitUntil("the loop has no handle left") { try await loop.submit { loop.openHandles } == 0 }
         #expect(loop.shutdown() == 0)
     }
 
@@ -147,7 +149,7 @@ import UVLoop
     }
 
     @Test func recoversFromNoscriptAfterScriptFlushForManyConcurrentCalls() async throws {
-        let redis = try PrivateRedis()  // SCRIPT FLUSH must not hit the shared server
+        let redis = try OwnRedis()  // SCRIPT FLUSH must not hit the shared server
         let loop = try EventLoop()
         let connection = try await startConnection(loop, redis.config)
         let script = RedisScript(source: "return 'v:' .. ARGV[1]")
@@ -180,12 +182,14 @@ import UVLoop
     }
 
     @Test func reconnectsAfterRedisIsKilledAndRestarted() async throws {
-        let redis = try PrivateRedis()
+        let redis = try OwnRedis()
         let loop = try EventLoop()
         var config = redis.config
         config.reconnectMinMs = 20
         config.reconnectMaxMs = 200
         config.connectTimeoutMs = 1_000
+        // A command waiting for its answer would give up after a minute: far above the bounds below.
+        config.commandTimeoutMs = 60_000
         let log = StateLog()
         let settings = config
         let connection = try await loop.submit {
@@ -199,20 +203,21 @@ import UVLoop
 
         // A command in flight when the server dies fails promptly, it does not hang.
         let blocked = Task { await commandError(connection, "BLPOP", "empty", "0") }
-        try await Task.sleep(for: .milliseconds(100))
+        try await waitUntil("BLPOP blocks on the server") {
+            try redis.cli("INFO", "clients").contains("blocked_clients:1")
+        }
         let killedAt = ContinuousClock.now
         redis.kill()
         let inFlightError = await blocked.value
         #expect(inFlightError?.code == .disconnected)
-        #expect(ContinuousClock.now - killedAt < .seconds(1))
+        #expect(ContinuousClock.now - killedAt < .seconds(20))
 
         // While Redis is down every command fails fast.
         for _ in 0..<5 {
             let sentAt = ContinuousClock.now
             let error = await commandError(connection, "PING")
             #expect(error != nil)
-            #expect(ContinuousClock.now - sentAt < .milliseconds(500))
-            try await Task.sleep(for: .milliseconds(60))
+            #expect(ContinuousClock.now - sentAt < .seconds(20))
         }
 
         try redis.start()
@@ -286,7 +291,7 @@ import UVLoop
         }
         #expect(timedOut.code == .timeout)
         #expect(behind.code == .disconnected)  // stuck behind it on the reset connection
-        #expect(elapsed >= .milliseconds(150) && elapsed < .seconds(2))
+        #expect(elapsed >= .milliseconds(150) && elapsed < .seconds(20))
         try await connection.waitUntilConnected(timeoutMs: 3_000)
         #expect(try await connection.command("PING") == .status("PONG"))
         try await close(connection)
@@ -351,7 +356,7 @@ import UVLoop
     }
 
     @Test func authenticatesAndSelectsTheDatabaseOnEveryConnect() async throws {
-        let redis = try PrivateRedis(extraArgs: ["--requirepass", "s3cret"])
+        let redis = try OwnRedis(extraArguments: ["--requirepass", "s3cret"])
         let loop = try EventLoop()
         var wrong = try RedisConfig(url: "redis://:nope@127.0.0.1:\(redis.port)")
         wrong.reconnectMinMs = 60_000

@@ -4,63 +4,11 @@ import TestSupport
 import UVLoop
 @testable import RedisDriver
 
-/// A redis-server process of the test's own, on a fresh port, for tests that
-/// kill, restart or flush Redis (the shared server must not be disturbed).
-final class PrivateRedis {
-    let port: UInt16
-    private let extraArgs: [String]
-    private var process: Process?
-
-    init(extraArgs: [String] = []) throws {
-        port = TestServices.unusedPort()
-        self.extraArgs = extraArgs
-        try start()
-    }
-
-    deinit { kill() }
-
+extension OwnRedis {
+    /// A connection configuration for this server.
     var config: RedisConfig { RedisConfig(host: "127.0.0.1", port: port) }
-
-    /// Starts the server and waits until it accepts connections.
-    func start() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["redis-server", "--port", String(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--dir", NSTemporaryDirectory()] + extraArgs
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        self.process = process
-        for _ in 0..<200 {
-            if Self.accepts(port: port) { return }
-            usleep(10_000)
-        }
-        kill()
-        throw RedisError(.connectFailed, "redis-server on port \(port) did not start")
-    }
-
-    /// SIGKILL: no goodbye on the sockets, like a crash.
-    func kill() {
-        guard let process else { return }
-        self.process = nil
-        Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
-
-    private static func accepts(port: UInt16) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = port.bigEndian
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
-    }
 }
 
-/// Shared Redis (scripts/services) for tests that only add their own keys.
 func sharedRedisConfig() throws -> RedisConfig {
     try RedisConfig(url: TestServices.redisURL)
 }

@@ -43,7 +43,7 @@ extension ProductProcess.Outcome {
     }
 
     @Test func aRunGoesThroughTheCLIWithJSONOutput() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let server = ["--server", test.hostPort]
         let n = Names()
 
@@ -93,7 +93,7 @@ extension ProductProcess.Outcome {
     }
 
     @Test func nackLimitsAndRedriveWorkFromTheCLI() async throws {
-        let test = try await TestServer.start { config in
+        let test = try await TestServer.ready { config in
             config.queue.backoff = NackBackoff(factor: 2, minMs: 1000, maxMs: 1000, maxAttempts: 1)
         }
         let server = ["--server", test.hostPort]
@@ -120,7 +120,7 @@ extension ProductProcess.Outcome {
     }
 
     @Test func enqueueFromAJSONLinesFileReportsEachRun() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let n = Names()
         let lines = [
             #"{"run_id":"\#(n("f1"))","queue":"q","ttl":"30m"}"#,
@@ -145,7 +145,7 @@ extension ProductProcess.Outcome {
     }
 
     @Test func aCallErrorExits1WithTheStatusNameOnStderr() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let n = Names()
         let outcome = try await Self.run(["enqueue", "--server", test.hostPort] + Self.descriptorFlags(n, "a", ttl: "10 m"))
         #expect(outcome.status == 1)
@@ -163,7 +163,7 @@ extension ProductProcess.Outcome {
     }
 
     @Test func subscribePrintsExpiryEventsAsJSONLines() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let n = Names()
         let enqueue = try await Self.run(["enqueue", "--server", test.hostPort] + Self.descriptorFlags(n, "a", ttl: "1s"))
         #expect(enqueue.status == 0)
@@ -189,7 +189,7 @@ extension ProductProcess.Outcome {
     }
 
     @Test func theServerAddressComesFromTheEnvironment() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let outcome = try await Self.run(["ping"], environment: ["RUNQUEUE_SERVER": test.hostPort])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         #expect(outcome.stdout.hasPrefix("pong from \(test.hostPort) "))

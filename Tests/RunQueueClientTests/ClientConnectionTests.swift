@@ -7,13 +7,13 @@ import TestSupport
 /// Reconnects, deadlines and cancellation.
 @Suite struct ClientConnectionTests {
     @Test func theNextCallWorksAfterTheServerRestarts() async throws {
-        let first = try await TestServer.start()
+        let first = try await TestServer.ready()
         let client = first.client()
         let n = Names()
         _ = try await client.enqueue(n.run("a"))
         #expect(await first.server.stop() == 0)
 
-        let second = try await TestServer.start(port: first.port)
+        let second = try await TestServer.ready(port: first.port, stack: first.stack)
         // Every pooled connection was dropped; the next calls reconnect.
         #expect(try await client.ping([7]) == [7])
         let messages = try await client.dequeue(workerQueue: n("wq"))
@@ -24,7 +24,7 @@ import TestSupport
     }
 
     @Test func aSubscriptionResumesAcrossAServerRestartWithoutGapOrDuplicate() async throws {
-        let first = try await TestServer.start()
+        let first = try await TestServer.ready()
         let client = first.client()
         let n = Names()
         _ = try await client.enqueue(n.run("a", ttl: "1s"))
@@ -49,7 +49,7 @@ import TestSupport
             return
         }
         #expect(await first.server.stop() == 0)
-        let second = try await TestServer.start(port: first.port)
+        let second = try await TestServer.ready(port: first.port, stack: first.stack)
         _ = try await client.enqueue(n.run("b", ttl: "1s"))
         let resumed = try await events.wait(forCount: 2, seconds: 30)
         let endedWith = await events.ended
@@ -63,22 +63,25 @@ import TestSupport
     }
 
     @Test func aCallWaitsForTheServerToComeBack() async throws {
-        let first = try await TestServer.start()
+        let first = try await TestServer.ready()
         let client = first.client(connections: 1) { $0.reconnectWait = .seconds(10) }
         _ = try await client.ping()
         #expect(await first.server.stop() == 0)
-        // Let the client read the server's close (a call written before that
-        // would fail with UNAVAILABLE, as any call in flight on a dropped connection).
-        try await Task.sleep(for: .milliseconds(300))
-        let restart = Task { () throws -> TestServer in
-            try await Task.sleep(for: .milliseconds(300))
-            return try await TestServer.start(port: first.port)
+        // Once the client has read the server's close, a call waits for a
+        // connection (a call written before that fails with UNAVAILABLE, as
+        // any call in flight on a dropped connection): a short one runs out.
+        try await waitUntil("the client waits for a connection") {
+            do {
+                _ = try await client.ping(timeout: .milliseconds(200))
+                return false
+            } catch {
+                return (error as? RunQueueError)?.code == .deadlineExceeded
+            }
         }
-        let start = ContinuousClock.now
-        #expect(try await client.ping([1]) == [1])
-        #expect(ContinuousClock.now - start >= .milliseconds(250))
+        async let pinged = client.ping([1])
+        let restarted = try await TestServer.ready(port: first.port, stack: first.stack)
+        #expect(try await pinged == [1])
         await client.close()
-        let restarted = try await restart.value
         #expect(await restarted.server.stop() == 0)
     }
 
@@ -111,17 +114,17 @@ import TestSupport
     }
 
     @Test func aCallPastItsDeadlineIsCancelledOnTheServer() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let client = test.client(connections: 1)
         let n = Names()
         let start = ContinuousClock.now
         await expectError(.deadlineExceeded) {
-            try await client.dequeue(workerQueue: n("wq"), maxRuns: 5, waitMs: 10_000, timeout: .milliseconds(300))
+            try await client.dequeue(workerQueue: n("wq"), maxRuns: 5, waitMs: 30_000, timeout: .milliseconds(300))
         }
-        #expect(ContinuousClock.now - start < .seconds(3))
-        // The abandoned long poll was cancelled (the Cancel went out at the
-        // deadline; give the server a moment to apply it): it does not take this run.
-        try await Task.sleep(for: .milliseconds(300))
+        // Not the end of the long poll's own wait.
+        #expect(ContinuousClock.now - start < .seconds(25))
+        // The abandoned long poll was cancelled (the Cancel went out at the deadline): it does not take this run.
+        try await waitUntil("the server cancelled the long poll") { try await test.server.waitingDequeueCount() == 0 }
         _ = try await client.enqueue(n.run("a"))
         let got = try await client.dequeue(workerQueue: n("wq"), waitMs: 2000)
         #expect(got.map(\.runID) == [n("a")])
@@ -130,26 +133,28 @@ import TestSupport
     }
 
     @Test func theDefaultTimeoutAppliesAndDequeueAddsItsWait() async throws {
-        let test = try await TestServer.start()
-        let client = test.client { $0.defaultTimeout = .milliseconds(500) }
+        let test = try await TestServer.ready()
+        let client = test.client { $0.defaultTimeout = .milliseconds(1000) }
         let n = Names()
-        // wait 800 ms > default 500 ms: still answered (empty), not DEADLINE_EXCEEDED.
-        #expect(try await client.dequeue(workerQueue: n("wq"), waitMs: 800).isEmpty)
+        _ = try await client.ping(timeout: .seconds(30))  // connected: the timeout below is the call's own
+        // wait 1500 ms > default 1000 ms: still answered (empty), not DEADLINE_EXCEEDED.
+        #expect(try await client.dequeue(workerQueue: n("wq"), waitMs: 1500).isEmpty)
         await client.close()
         #expect(await test.server.stop() == 0)
     }
 
     @Test func cancellingTheCallingTaskCancelsTheCallOnTheServer() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let client = test.client(connections: 1)
         let n = Names()
         _ = try await client.ping()
-        let poll = Task { try await client.dequeue(workerQueue: n("wq"), maxRuns: 5, waitMs: 20_000) }
-        try await Task.sleep(for: .milliseconds(200))
+        let poll = Task { try await client.dequeue(workerQueue: n("wq"), maxRuns: 5, waitMs: 30_000) }
+        try await waitUntil("the long poll waits") { try await test.server.waitingDequeueCount() == 1 }
         let start = ContinuousClock.now
         poll.cancel()
         await expectError(.cancelled) { try await poll.value }
-        #expect(ContinuousClock.now - start < .seconds(2))
+        // Not the end of the long poll's own wait.
+        #expect(ContinuousClock.now - start < .seconds(25))
         _ = try await client.enqueue(n.run("a"))
         let got = try await client.dequeue(workerQueue: n("wq"), waitMs: 2000)
         #expect(got.map(\.runID) == [n("a")] && got.first?.attempt == 0)
@@ -194,7 +199,8 @@ import TestSupport
         let error = await expectError(.cancelled) { try await poll.value }
         #expect(error?.message.contains("did not confirm") == true)
         let elapsed = ContinuousClock.now - start
-        #expect(elapsed >= .milliseconds(1900) && elapsed < .seconds(5), "\(elapsed)")
+        // The client gives the server 2 s to confirm; the poll itself would wait 30 s.
+        #expect(elapsed >= .milliseconds(1900) && elapsed < .seconds(25), "\(elapsed)")
         await client.close()
     }
 
@@ -231,9 +237,8 @@ actor EventLog {
     /// True once `count` events arrived; false when the iteration ended or
     /// `seconds` passed first.
     func wait(forCount count: Int, seconds: Double) async throws -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
-        while events.count < count, !isEnded, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
+        try? await waitUntil("\(count) events or the end", within: .milliseconds(Int64(seconds * 1000))) {
+            events.count >= count || isEnded
         }
         return events.count >= count
     }

@@ -1,6 +1,7 @@
 import RunQueueCore
 import RunQueueWire
 import Testing
+import TestSupport
 @testable import RunQueueClient
 
 /// The client's pure pieces: batch sizing and reconnect backoff.

@@ -2,6 +2,7 @@ import Foundation
 @testable import RunQueueClient
 import RunQueueCore
 import Testing
+import TestSupport
 
 /// The subscription's stream protocol, resume and de-duplication, against a
 /// scripted server that controls every response (RunQueueClientTests covers
@@ -47,7 +48,6 @@ import Testing
         let (id1, request1) = try await Self.subscription(on: first)
         #expect(request1 == SubscribeExpiryRequest(filter: filter, resumeAfter: 0, replay: false))
         try Self.send(first, id1, liveFrom: 10, events: [11, 12])
-        try await Task.sleep(for: .milliseconds(100))
         first.close()
 
         let second = try await fake.acceptAndGreet()
@@ -70,7 +70,6 @@ import Testing
         let first = try await fake.acceptAndGreet()
         let (id1, _) = try await Self.subscription(on: first)
         try Self.send(first, id1, liveFrom: 41)
-        try await Task.sleep(for: .milliseconds(50))
         first.close()
         let second = try await fake.acceptAndGreet()
         let (id2, request2) = try await Self.subscription(on: second)
@@ -92,7 +91,6 @@ import Testing
         let first = try await fake.acceptAndGreet()
         let (id1, _) = try await Self.subscription(on: first)
         try Self.send(first, id1, liveFrom: 0)
-        try await Task.sleep(for: .milliseconds(50))
         first.close()
         let second = try await fake.acceptAndGreet()
         let (id2, request2) = try await Self.subscription(on: second)
@@ -115,7 +113,6 @@ import Testing
         let (id1, request1) = try await Self.subscription(on: first)
         #expect(request1.replay && request1.resumeAfter == 99)
         try Self.send(first, id1, liveFrom: 500)
-        try await Task.sleep(for: .milliseconds(50))
         first.close()
         let second = try await fake.acceptAndGreet()
         let (id2, request2) = try await Self.subscription(on: second)
@@ -226,10 +223,7 @@ import Testing
         var iterator = client.subscribeExpiry().makeAsyncIterator()
         #expect(try await iterator.next()?.cursor == 1)
         // The buffer fills to its high-water mark, then the client stops reading.
-        for _ in 0..<200 where !iterator.handle.driver.isReadingPaused {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        #expect(iterator.handle.driver.isReadingPaused)
+        try await waitUntil("the client stopped reading") { [iterator] in iterator.handle.driver.isReadingPaused }
         var expected: UInt64 = 2
         while let event = try await iterator.next() {
             #expect(event.cursor == expected)

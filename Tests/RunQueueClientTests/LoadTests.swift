@@ -38,7 +38,7 @@ import TestSupport
     }
 
     @Test func aClosedLoopCycleReportsEveryRunEnqueuedDequeuedAndAckedAndPlotsIt() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let plot = FileManager.default.temporaryDirectory.appendingPathComponent("runqueue-load-\(UUID().uuidString).svg")
         defer { try? FileManager.default.removeItem(at: plot) }
         let outcome = try await Self.run(["cycle", "--server", test.hostPort, "--duration", "2s", "--connections", "2", "--window", "4",
@@ -83,7 +83,7 @@ import TestSupport
     }
 
     @Test func anOpenLoopCycleSendsOnScheduleAndDrains() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let outcome = try await Self.run(["cycle", "--server", test.hostPort, "--rate", "200", "--duration", "1s", "--drain-timeout", "10s",
                                           "--json", "--quiet"],
                                          killAfterSeconds: 40)
@@ -106,7 +106,7 @@ import TestSupport
     }
 
     @Test func theEnqueueScenarioBatchesAndCleansUp() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let outcome = try await Self.run(["enqueue", "--server", test.hostPort, "--batch-size", "50", "--count", "500",
                                           "--connections", "1", "--window", "2", "--json"], killAfterSeconds: 40)
         #expect(outcome.status == 0, "\(outcome.stderr)")
@@ -130,7 +130,7 @@ import TestSupport
     }
 
     @Test func theExpiryScenarioRunsOrSaysTheServerCannotStreamExpiryEvents() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let outcome = try await Self.run(["expiry", "--server", test.hostPort, "--ttl", "1s", "--duration", "500ms", "--rate", "20",
                                           "--json", "--drain-timeout", "3s"], killAfterSeconds: 40)
         if outcome.status == 1 {

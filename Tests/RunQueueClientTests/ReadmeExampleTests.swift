@@ -1,11 +1,12 @@
 import RunQueueClient
 import RunQueueCore
 import Testing
+import TestSupport
 
 /// The Swift example of README.md "Using the clients", kept compiling and working.
 @Suite struct ReadmeExampleTests {
     @Test func theReadmeProducerAndWorkerRun() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let n = Names()
         let handled = HandledRuns()
         func handle(_ run: RunMessage) async -> Bool {

@@ -2,11 +2,12 @@ import Foundation
 import RunQueueClient
 import RunQueueCore
 import Testing
+import TestSupport
 
 /// The library against an in-process runqueued on the real Redis and PostgreSQL.
 @Suite struct RunQueueClientTests {
     @Test func helloAndPingAnswerAndTheServerIsRemembered() async throws {
-        let test = try await TestServer.start { $0.maxFrameBytes = 200_000 }
+        let test = try await TestServer.ready { $0.maxFrameBytes = 200_000 }
         let client = test.client()
         #expect(client.serverInfo == nil)
         let hello = try await client.hello()
@@ -19,7 +20,7 @@ import Testing
     }
 
     @Test func aRunGoesThroughEnqueueDequeueReadHeartbeatAndAck() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let client = test.client()
         let n = Names()
         let before = nowMs()
@@ -55,7 +56,7 @@ import Testing
     }
 
     @Test func pipelinedCallsAnswerInTheirOrderWithEachStatus() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let client = test.client()
         let n = Names()
         for name in ["a", "b", "c"] { _ = try await client.enqueue(n.run(name)) }
@@ -86,7 +87,7 @@ import Testing
     }
 
     @Test func aNackedRunComesBackWithItsNextAttempt() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let client = test.client()
         let n = Names()
         _ = try await client.enqueue(n.run("a"))
@@ -100,7 +101,7 @@ import Testing
     }
 
     @Test func aDeadLetteredRunIsRedriven() async throws {
-        let test = try await TestServer.start { config in
+        let test = try await TestServer.ready { config in
             config.queue.backoff = NackBackoff(factor: 2, minMs: 1000, maxMs: 1000, maxAttempts: 1)
         }
         let client = test.client()
@@ -120,7 +121,7 @@ import Testing
     }
 
     @Test func aQueueLimitCapsDequeueUntilCleared() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let client = test.client()
         let n = Names()
         try await client.setConcurrencyLimit(environmentID: n("env"), queue: "q", .limit(1))
@@ -141,7 +142,7 @@ import Testing
 
     @Test func aBatchLargerThanOneFrameIsSplitAndKeepsItsOrder() async throws {
         // 16 KiB frames hold about 100 runs: 2500 runs take some 25 calls.
-        let test = try await TestServer.start { $0.maxFrameBytes = 16 * 1024 }
+        let test = try await TestServer.ready { $0.maxFrameBytes = 16 * 1024 }
         let client = test.client()
         let n = Names()
         var runs = (0..<2500).map { n.run(String(format: "run%05d", $0)) }
@@ -163,7 +164,7 @@ import Testing
     }
 
     @Test func callErrorsCarryTheStatusAndTheServersMessage() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let client = test.client()
         let n = Names()
         let error = await expectError(.invalidArgument) { try await client.enqueue(n.run("a", ttl: "10 m")) }
@@ -175,7 +176,7 @@ import Testing
     }
 
     @Test func getRunReturnsTheRunsRecord() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let client = test.client()
         let n = Names()
         _ = try await client.enqueue(n.run("a", ttl: "1h"))
@@ -193,15 +194,7 @@ import Testing
             #expect(error.code == .notFound, "\(error)")
         }
         // The record may be written just after Enqueue answers: allow a moment.
-        var record: RunRecord?
-        for _ in 0..<100 {
-            if let found = try? await client.getRun(runID: n("a")) {
-                record = found
-                break
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        let run = try #require(record)
+        let run = try await waitFor("the run's record") { try? await client.getRun(runID: n("a")) }
         #expect(run.runID == n("a") && run.environmentID == n("env") && run.workerQueue == n("wq"))
         #expect(run.status == .queued)
         #expect(!run.ttl.isEmpty && run.expiresAtMs > nowMs())
@@ -210,7 +203,7 @@ import Testing
     }
 
     @Test func subscribeExpiryDeliversARunsExpiry() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let client = test.client()
         let n = Names()
         _ = try await client.enqueue(n.run("a", ttl: "1s"))
@@ -242,16 +235,10 @@ import Testing
     }
 
     @Test func callsAreSpreadOverThePool() async throws {
-        let test = try await TestServer.start()
+        let test = try await TestServer.ready()
         let client = test.client(connections: 3)
         for _ in 0..<12 { _ = try await client.ping() }
-        var open = 0
-        for _ in 0..<100 {
-            open = try await test.server.connectionCount()
-            if open == 3 { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        #expect(open == 3)
+        try await waitUntil("three connections are open") { try await test.server.connectionCount() == 3 }
         await client.close()
         #expect(await test.server.stop() == 0)
     }

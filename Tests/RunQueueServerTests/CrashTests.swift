@@ -8,52 +8,12 @@ import TestSupport
 
 /// kill -9 of Redis and of the server: nothing lost, nothing done twice.
 @Suite struct CrashTests {
-    typealias Names = QueueEngineTests.Names
-
-    /// A redis-server of this test's own (it gets killed).
-    final class OwnRedis {
-        let port = TestServices.unusedPort()
-        private var process: Process?
-
-        init() throws { try start() }
-        deinit { kill() }
-
-        var url: String { "redis://127.0.0.1:\(port)" }
-
-        func start() throws {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            self.process = process
-            for _ in 0..<200 where (try? RawSocket(port: port)) == nil { usleep(10_000) }
-        }
-
-        func kill() {
-            guard let process else { return }
-            self.process = nil
-            Foundation.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-    }
-
-    /// A PostgreSQL database of this test's own, so a rebuild reads only its rows.
-    static func ownDatabase() throws -> (url: String, drop: () -> Void) {
-        let name = "rq_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
-        func psql(_ sql: String) { _ = try? runTool(["psql", TestServices.databaseURL, "-qc", sql]) }
-        psql("CREATE DATABASE \(name)")
-        let base = TestServices.databaseURL
-        let url = String(base[..<(base.lastIndex(of: "/") ?? base.endIndex)]) + "/" + name
-        return (url, { psql("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") })
-    }
 
     @Test func losingRedisRebuildsItFromPostgreSQLWithoutDuplicates() async throws {
         let redis = try OwnRedis()
-        let database = try Self.ownDatabase()
+        let database = try OwnDatabase()
         defer { database.drop() }
-        let (test, client) = try await QueueEngineTests.started {
+        let (test, client) = try await TestServer.started {
             $0.redisURL = redis.url
             $0.databaseURL = database.url
         }
@@ -66,15 +26,19 @@ import TestSupport
         for m in first.prefix(2) {
             _ = try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt)))
         }
-        try await Task.sleep(for: .milliseconds(1500))
+        try await waitUntil("PostgreSQL shows 2 runs completed and 3 dequeued") {
+            try database.sql("SELECT status || ' ' || count(*) FROM runs GROUP BY status ORDER BY status::text") == "COMPLETED 2\nDEQUEUED 3"
+        }
         redis.kill()
         try redis.start()  // empty: everything in Redis is gone
         // The first Dequeue after the loss finds the missing epoch; the shard is
         // rebuilt from PostgreSQL, and the three unfinished runs come back once,
         // without an extra attempt.
         var back: [RunMessage] = []
-        for _ in 0..<40 where back.count < 3 {
-            do { back += try await client.dequeue(n("wq"), wait: 500) } catch { try await Task.sleep(for: .milliseconds(100)) }
+        try await waitUntil("the three unfinished runs come back") {
+            // UNAVAILABLE until the server has reconnected to Redis.
+            back += (try? await client.dequeue(n("wq"), wait: 500)) ?? []
+            return back.count >= 3
         }
         #expect(Set(back.map(\.runID)) == Set(first.dropFirst(2).map(\.runID)))
         #expect(back.count == 3)
@@ -179,7 +143,7 @@ import TestSupport
     /// as soon as the server answers gets the run back, not an empty answer.
     @Test func aDequeueAtStartWaitsForTheRebuild() async throws {
         let redis = try OwnRedis()
-        let database = try Self.ownDatabase()
+        let database = try OwnDatabase()
         defer { database.drop() }
         let configure: (inout ServerConfig) -> Void = {
             $0.redisURL = redis.url
@@ -188,14 +152,14 @@ import TestSupport
             $0.rebuildHoldMs = 600_000
         }
         let n = Names()
-        let (first, firstClient) = try await QueueEngineTests.started(configure)
+        let (first, firstClient) = try await TestServer.started(configure)
         try await Self.enqueueEnoughToRebuildSlowly(firstClient, n)
         await firstClient.close()
         #expect(await first.server.stop() == 0)
         // Redis loses everything while no server runs.
         redis.kill()
         try redis.start()
-        let (test, client) = try await QueueEngineTests.started(configure)
+        let (test, client) = try await TestServer.started(configure)
         let got = try await client.dequeue(n("wq"))
         #expect(got.count == 100)
         await client.close()
@@ -214,9 +178,9 @@ import TestSupport
     /// out waits for the rebuild instead of telling the worker there is nothing.
     @Test func aDequeueThatFindsRedisLostWaitsForTheRebuild() async throws {
         let redis = try OwnRedis()
-        let database = try Self.ownDatabase()
+        let database = try OwnDatabase()
         defer { database.drop() }
-        let (test, client) = try await QueueEngineTests.started {
+        let (test, client) = try await TestServer.started {
             $0.redisURL = redis.url
             $0.databaseURL = database.url
             // The rebuild of 20,000 runs must finish within the hold on any machine.
@@ -227,16 +191,8 @@ import TestSupport
         redis.kill()
         try redis.start()
         // The server reconnects; then one Dequeue with wait 0.
-        var got: [RunMessage] = []
-        var answered = false
-        for _ in 0..<100 where !answered {
-            do {
-                got = try await client.dequeue(n("wq"))
-                answered = true
-            } catch {
-                try await Task.sleep(for: .milliseconds(50))  // Redis not reconnected yet: UNAVAILABLE
-            }
-        }
+        // UNAVAILABLE until the server has reconnected to Redis; the first answer counts.
+        let got = try await waitFor("a Dequeue answered") { try? await client.dequeue(n("wq")) }
         #expect(got.count == 100)
         await client.close()
         #expect(await test.server.stop() == 0)
@@ -246,9 +202,10 @@ import TestSupport
     /// can supersede them): a server killed while it holds them loses none.
     @Test func aHeldDequeuedEntrySurvivesAKillAndAnAckSupersedesIt() async throws {
         let redis = try OwnRedis()
-        let database = try Self.ownDatabase()
+        let database = try OwnDatabase()
         defer { database.drop() }
-        let server = ServerProcess(redisURL: redis.url, databaseURL: database.url)
+        // The first server holds D entries far longer than the test runs.
+        let server = ServerProcess(redisURL: redis.url, databaseURL: database.url, ["RUNQUEUE_DEQUEUED_WRITE_LAG_MS": "600000"])
         try server.launch()
         defer { server.kill() }
         let n = Names()
@@ -256,20 +213,16 @@ import TestSupport
         _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: [n.run("held"), n.run("acked")])))
         let messages = try await client.dequeue(n("wq"), wait: 2000)
         #expect(messages.count == 2)
-        // Killed well within the hold time: the D entries were read at most, not written.
+        // Killed within the hold time: the D entries were read at most, not written.
         server.kill()
+        server.environment["RUNQUEUE_DEQUEUED_WRITE_LAG_MS"] = nil
         let status = { (run: String) throws -> String in try psql(database.url, "SELECT status || ' ' || attempt FROM runs WHERE id = '\(n(run))'") }
         #expect(try status("held") == "QUEUED 0")
         try server.launch()
         client = try await server.connect()
         // The restarted server reads the D entries again and writes them.
-        var held = ""
-        for _ in 0..<100 {
-            held = try status("held")
-            if held == "DEQUEUED 0" { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(held == "DEQUEUED 0")  // a first delivery is attempt 0
+        // A first delivery is attempt 0.
+        try await waitUntil("the held run is DEQUEUED 0 in PostgreSQL") { try status("held") == "DEQUEUED 0" }
         let acked = try #require(messages.first { $0.runID == n("acked") })
         guard case .ack(let answer)? = try await client.call(.ack(AckRequest(runID: acked.runID, environmentID: acked.environmentID, attempt: acked.attempt))) else {
             Issue.record("ack answered something else")
@@ -278,7 +231,7 @@ import TestSupport
         #expect(answer.acked)
         #expect(try status("acked") == "COMPLETED 0")
         // The Ack answers at the commit; a pass clears the marks after it.
-        #expect(try await waitFor(seconds: 5) { try outboxBacklog(redisPort: redis.port) == (0, 0) })
+        try await waitUntil("the outbox is empty") { try outboxBacklog(redisPort: redis.port) == (0, 0) }
         await client.close()
     }
 
@@ -287,7 +240,7 @@ import TestSupport
     /// entries, write nothing twice, clear their marks and trim them.
     @Test func entriesWrittenDirectlyAreStillReadBackClearedAndTrimmed() async throws {
         let redis = try OwnRedis()
-        let database = try Self.ownDatabase()
+        let database = try OwnDatabase()
         defer { database.drop() }
         let server = ServerProcess(redisURL: redis.url, databaseURL: database.url)
         try server.launch()
@@ -308,19 +261,20 @@ import TestSupport
         // Answered: every row shows it at once, each written once (no DEQUEUED written behind it).
         let rows = try psql(database.url, "SELECT status || ' ' || count(*) FROM runs GROUP BY status")
         #expect(rows == "COMPLETED \(runs.count)")
-        #expect(try await waitFor(seconds: 5) { try outboxBacklog(redisPort: redis.port) == (0, 0) })
+        try await waitUntil("the outbox is empty") { try outboxBacklog(redisPort: redis.port) == (0, 0) }
         await client.close()
     }
 
     @Test func aDequeuedEntryIsNotWrittenWhenTheAckComesFirst() async throws {
         let redis = try OwnRedis()
-        let database = try Self.ownDatabase()
+        let database = try OwnDatabase()
         defer { database.drop() }
         // Every change to a run row leaves one line in an audit table.
         try psql(database.url, """
             CREATE TABLE IF NOT EXISTS audit (id text, status text);
             """)
-        let server = ServerProcess(redisURL: redis.url, databaseURL: database.url)
+        // D entries are held 5 s: the acks below come well within that.
+        let server = ServerProcess(redisURL: redis.url, databaseURL: database.url, ["RUNQUEUE_DEQUEUED_WRITE_LAG_MS": "5000"])
         try server.launch()
         defer { server.kill() }
         let client = try await server.connect()
@@ -336,16 +290,16 @@ import TestSupport
         #expect(messages.count == 50)
         let answers = await client.pipeline(messages.map { .ack(AckRequest(runID: $0.runID, environmentID: $0.environmentID, attempt: $0.attempt)) })
         #expect(answers.allSatisfy { if case .success(.ack(let a)?) = $0.result { a.acked } else { false } })
-        // Well past the hold time: the superseded D entries never reach the table.
-        try await Task.sleep(for: .milliseconds(1200))
+        // The outbox empties only once the hold time has passed: the
+        // superseded D entries never reach the table.
+        try await waitUntil("the outbox is empty", within: .seconds(60)) { try outboxBacklog(redisPort: redis.port) == (0, 0) }
         #expect(try psql(database.url, "SELECT status, count(*) FROM audit GROUP BY status ORDER BY status") == "COMPLETED|50")
-        #expect(try outboxBacklog(redisPort: redis.port) == (0, 0))
         await client.close()
     }
 
     @Test func killingTheServerMidLoadLosesNothingAndCompletesEachRunOnce() async throws {
         let redis = try OwnRedis()
-        let database = try Self.ownDatabase()
+        let database = try OwnDatabase()
         defer { database.drop() }
         let server = ServerProcess(redisURL: redis.url, databaseURL: database.url,
                                    ["RUNQUEUE_DEFAULT_ENV_CONCURRENCY_LIMIT": "1000000", "RUNQUEUE_MAX_ATTEMPTS": "1000"])
@@ -357,7 +311,6 @@ import TestSupport
             (0..<batch).map { i in n.run("r\(b * batch + i)", env: "env\(i % 4)") }
         }
         let ledger = Ledger()
-        let start = ContinuousClock.now
 
         // Phase 1: a producer keeping at most 2,000 runs ahead of the workers,
         // four workers with 2 s leases; kill -9 once 4,000 runs are acked.
@@ -366,8 +319,8 @@ import TestSupport
         let producer = connections[0]
         let producing = Task {
             for (index, runs) in batches.enumerated() {
-                while !ledger.killed && index * batch - ledger.state.withLock({ $0.finished }) > 2000 {
-                    try? await Task.sleep(for: .milliseconds(5))
+                try? await waitUntil("the workers catch up", within: .seconds(120), every: .milliseconds(5)) {
+                    ledger.killed || index * batch - ledger.state.withLock({ $0.finished }) <= 2000
                 }
                 if ledger.killed { return }
                 do {
@@ -387,8 +340,8 @@ import TestSupport
             Task { await Self.work(connection, n("wq"), lease: 2000, ledger: ledger) { ledger.killed } }
         }
         // The kill lands while acks and nacks are on the wire.
-        while ledger.state.withLock({ $0.acked.count < killAfter || $0.inFlight < 50 }) && ContinuousClock.now - start < .seconds(40) {
-            try await Task.sleep(for: .milliseconds(5))
+        try await waitUntil("\(killAfter) runs acked with acks and nacks on the wire", within: .seconds(120), every: .milliseconds(5)) {
+            ledger.state.withLock { $0.acked.count >= killAfter && $0.inFlight >= 50 }
         }
         // Flagged first, so the clients count what fails from here on as the kill's doing.
         ledger.state.withLock { $0.killed = true }
@@ -419,9 +372,7 @@ import TestSupport
         let drainers = connections.dropFirst().map { connection in
             Task { try await Self.drain(connection, n("wq"), drain) }
         }
-        while !completedInPG() && ContinuousClock.now - start < .seconds(90) { try await Task.sleep(for: .milliseconds(500)) }
-        // A little longer: anything delivered twice would show now.
-        try await Task.sleep(for: .milliseconds(1500))
+        try await waitUntil("every run COMPLETED in PostgreSQL", within: .seconds(180)) { completedInPG() }
         drain.done.withLock { $0 = true }
         for drainer in drainers { try await drainer.value }
 
@@ -457,9 +408,9 @@ import TestSupport
 
     @Test func repairReAddsRecordedRunsRedisLacks() async throws {
         let redis = try OwnRedis()
-        let database = try Self.ownDatabase()
+        let database = try OwnDatabase()
         defer { database.drop() }
-        let (test, client) = try await QueueEngineTests.started {
+        let (test, client) = try await TestServer.started {
             $0.redisURL = redis.url
             $0.databaseURL = database.url
         }
@@ -483,7 +434,7 @@ import TestSupport
         #expect(second.stdout.contains("\"added\":0"), "\(second.stdout)")
 
         // Repaired: a server finds the runs (no rebuild needed) and a second repair adds nothing.
-        let (again, client2) = try await QueueEngineTests.started {
+        let (again, client2) = try await TestServer.started {
             $0.redisURL = redis.url
             $0.databaseURL = database.url
         }

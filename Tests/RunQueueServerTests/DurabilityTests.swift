@@ -10,7 +10,6 @@ import UVLoop
 
 /// The PostgreSQL record and its consistency with Redis, end to end.
 @Suite struct DurabilityTests {
-    typealias Names = QueueEngineTests.Names
 
     func getRun(_ client: RunQueueConnection, _ id: String) async throws -> RunRecord? {
         do {
@@ -21,17 +20,22 @@ import UVLoop
         }
     }
 
-    /// Polls GetRun until `predicate` holds (DEQUEUED may lag up to a second).
-    func eventually(_ client: RunQueueConnection, _ id: String, _ predicate: (RunRecord) -> Bool) async throws -> RunRecord? {
-        for _ in 0..<60 {
-            if let r = try await getRun(client, id), predicate(r) { return r }
-            try await Task.sleep(for: .milliseconds(50))
+    /// Polls GetRun until `predicate` holds (DEQUEUED is written behind).
+    func eventually(_ client: RunQueueConnection, _ id: String, _ predicate: @escaping (RunRecord) -> Bool) async throws -> RunRecord? {
+        try await waitFor("\(id)'s record to change") {
+            guard let r = try await getRun(client, id), predicate(r) else { return nil }
+            return r
         }
-        return try await getRun(client, id)
+    }
+
+    /// Waits until every outbox entry of the server's own Redis is applied.
+    func outboxApplied(_ test: TestServer) async throws {
+        let port = try #require(test.stack).redis.port
+        try await waitUntil("the outbox is empty") { try outboxBacklog(redisPort: port) == (0, 0) }
     }
 
     @Test func theRecordFollowsTheRunAndAckAnswersAfterItIsStored() async throws {
-        let (test, client) = try await QueueEngineTests.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
         #expect(try await getRun(client, n("a")) == nil)
         _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a", ttl: "1h"))))
@@ -60,7 +64,7 @@ import UVLoop
     /// acked=false (not in flight) and a retry fenced at the same attempt
     /// answers acked=true, as the first call did.
     @Test func rightAfterAnAckAnUnfencedRepeatIsFalseAndAFencedRetryTrue() async throws {
-        let (test, client) = try await QueueEngineTests.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
         _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
         let m = try #require(try await client.dequeue(n("wq")).first)
@@ -79,7 +83,7 @@ import UVLoop
     }
 
     @Test func aLateNackAfterAckChangesNothing() async throws {
-        let (test, client) = try await QueueEngineTests.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
         _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
         let m = try #require(try await client.dequeue(n("wq")).first)
@@ -87,7 +91,7 @@ import UVLoop
         let late = try await client.call(.nack(NackRequest(runID: m.runID, environmentID: m.environmentID, retryAtMs: 0,
                                                            keepAttempt: false, attempt: m.attempt)))
         #expect(late == .nack(NackResponse(requeued: false, attempt: 0, deadLettered: false)))
-        try await Task.sleep(for: .milliseconds(1200))  // past the applier's tick
+        try await outboxApplied(test)
         let record = try #require(try await getRun(client, n("a")))
         #expect(record.status == .completed && record.attempt == 0)
         #expect(try await client.dequeue(n("wq")).isEmpty)
@@ -96,7 +100,7 @@ import UVLoop
     }
 
     @Test func nackDeadLetterAndRedriveAreRecorded() async throws {
-        let (test, client) = try await QueueEngineTests.started { $0.queue.backoff = NackBackoff(maxAttempts: 2) }
+        let (test, client) = try await TestServer.started { $0.queue.backoff = NackBackoff(maxAttempts: 2) }
         let n = Names()
         _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
         for expected in 1...2 {
@@ -127,10 +131,10 @@ import UVLoop
     }
 
     @Test func readMessageFallsBackToTheRowWhenRedisHasNoMessage() async throws {
-        let (test, client) = try await QueueEngineTests.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
         // A row committed whose Redis step never happened (as when Redis failed after the commit).
-        try await insertRow(n, id: "orphan", queue: "jobs/special", concurrencyKey: "tenant:1")
+        try await insertRow(n, id: "orphan", queue: "jobs/special", concurrencyKey: "tenant:1", databaseURL: try #require(test.stack).databaseURL)
         guard case .readMessage(let read)? = try await client.call(.readMessage(ReadMessageRequest(runID: n("orphan"), environmentID: n("env")))) else {
             Issue.record("read"); return
         }
@@ -144,9 +148,9 @@ import UVLoop
     /// The rebuild's paging: spans of the id order, active rows only, every
     /// active row exactly once however the finished ones fall between them.
     @Test func activeRunsPagesThroughSpansOfTheIdOrder() async throws {
-        let database = try CrashTests.ownDatabase()
+        let database = try OwnDatabase()
         defer { database.drop() }
-        let (test, client) = try await QueueEngineTests.started { $0.databaseURL = database.url }
+        let (test, client) = try await TestServer.started { $0.databaseURL = database.url }
         let n = Names()
         _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: (0..<9).map { n.run("r\($0)") })))
         // Complete every third run: finished rows sit between active ones in id order.
@@ -195,8 +199,8 @@ import UVLoop
 
     @Test func theReconcilerQueuesRecordedRunsMissingFromRedis() async throws {
         // Its own Redis and database: the reconciler walks every recent row.
-        let redis = try CrashTests.OwnRedis()
-        let database = try CrashTests.ownDatabase()
+        let redis = try OwnRedis()
+        let database = try OwnDatabase()
         defer { database.drop() }
         let configure: (inout ServerConfig) -> Void = {
             $0.reconcileIntervalMs = 200
@@ -205,20 +209,22 @@ import UVLoop
         }
         // A first server creates the schema and stops; then a row is
         // committed as if a server died between the commit and Redis 10 s ago.
-        let (first, firstClient) = try await QueueEngineTests.started(configure)
+        let (first, firstClient) = try await TestServer.started(configure)
         await firstClient.close()
         #expect(await first.server.stop() == 0)
         let n = Names()
         try await insertRow(n, id: "orphan", queue: "q", concurrencyKey: "", databaseURL: database.url, ageMs: 10_000)
-        let (test, client) = try await QueueEngineTests.started(configure)
+        let (test, client) = try await TestServer.started(configure)
         let got = try await client.dequeue(n("wq"), wait: 5000)
         #expect(got.map(\.runID) == [n("orphan")])
         // A row committed now, after passes already walked past older rows:
         // its turn comes once it is 5 s old (younger ones may still be on
         // their way to Redis).
         try await insertRow(n, id: "fresh", queue: "q", concurrencyKey: "", databaseURL: database.url)
-        var fresh: [RunMessage] = []
-        for _ in 0..<4 where fresh.isEmpty { fresh = try await client.dequeue(n("wq"), wait: 3000) }
+        let fresh = try await waitFor("the fresh row to be queued") {
+            let got = try await client.dequeue(n("wq"), wait: 3000)
+            return got.isEmpty ? nil : got
+        }
         #expect(fresh.map(\.runID) == [n("fresh")])
         await client.close()
         #expect(await test.server.stop() == 0)
@@ -226,7 +232,7 @@ import UVLoop
 
     /// Inserts a QUEUED row directly, as if the server died between the commit and Redis.
     func insertRow(_ n: Names, id: String, queue: String, concurrencyKey: String,
-                   databaseURL: String = TestServices.databaseURL, ageMs: Int64 = 0) async throws {
+                   databaseURL: String, ageMs: Int64 = 0) async throws {
         let now = Int64(Date().timeIntervalSince1970 * 1000) - ageMs
         let sql = """
             INSERT INTO runs (id, org_id, project_id, environment_id, environment_type, queue, concurrency_key,
@@ -248,7 +254,7 @@ import UVLoop
     @Test func theBenchmarkDiscardSettingSkipsTheRecordAndIsOffByDefault() async throws {
         #expect(try ServerConfig.load(environment: [:], arguments: []).benchmarkDiscardRecords == false)
         #expect(try ServerConfig.load(environment: ["RUNQUEUE_BENCHMARK_DISCARD_RECORDS": "1"], arguments: []).benchmarkDiscardRecords)
-        let (test, client) = try await QueueEngineTests.started { $0.benchmarkDiscardRecords = true }
+        let (test, client) = try await TestServer.started { $0.benchmarkDiscardRecords = true }
         let n = Names()
         _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
         let m = try #require(try await client.dequeue(n("wq")).first)
@@ -263,12 +269,12 @@ import UVLoop
     @Test func theBenchmarkApplierDiscardSettingCreatesRowsButWritesNoChange() async throws {
         let config = try ServerConfig.load(environment: ["RUNQUEUE_BENCHMARK_DISCARD_RECORDS": "applier"], arguments: [])
         #expect(config.benchmarkDiscardApplier && !config.benchmarkDiscardRecords)
-        let (test, client) = try await QueueEngineTests.started { $0.benchmarkDiscardApplier = true }
+        let (test, client) = try await TestServer.started { $0.benchmarkDiscardApplier = true }
         let n = Names()
         _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
         let m = try #require(try await client.dequeue(n("wq")).first)
         #expect(try await client.call(.ack(AckRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt))) == .ack(AckResponse(acked: true)))
-        try await Task.sleep(for: .milliseconds(600))  // past the hold of D entries
+        try await outboxApplied(test)
         #expect(try await getRun(client, n("a"))?.status == .queued)
         await client.close()
         #expect(await test.server.stop() == 0)
@@ -280,10 +286,8 @@ import UVLoop
         }
         let client = try await RunQueueConnection.connect(to: test.address)
         let n = Names()
-        // Wait for Redis (QueueStats answers from Redis alone).
-        for _ in 0..<100 {
-            if (try? await client.call(.queueStats(QueueStatsRequest(environmentID: n("env"))))) != nil { break }
-            try await Task.sleep(for: .milliseconds(25))
+        try await waitUntil("Redis answers (QueueStats answers from Redis alone)") {
+            (try? await client.call(.queueStats(QueueStatsRequest(environmentID: n("env"))))) != nil
         }
         do {
             _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))

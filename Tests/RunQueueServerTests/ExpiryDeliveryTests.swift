@@ -14,7 +14,6 @@ import TestSupport
 /// database (a new database is part of what is tested), and reads the
 /// expected events from the log in PostgreSQL.
 @Suite(.serialized) struct ExpiryDeliveryTests {
-    typealias Names = QueueEngineTests.Names
     typealias StreamSocket = SubscribeExpiryTests.StreamSocket
 
     /// One SubscribeExpiry stream on a raw socket, read by a thread of its
@@ -79,7 +78,7 @@ import TestSupport
         func cancel() async throws {
             try socket.send(2, .cancel(CancelRequest(targetCallID: 1)))
             resume()
-            #expect(try await RunQueueServerTests.waitFor(seconds: 30) { self.end != nil })
+            try await waitUntil("the stream ended") { self.end != nil }
             #expect(end?.code == .cancelled)
             stopAndClose()
         }
@@ -101,7 +100,7 @@ import TestSupport
 
         /// Waits until this subscriber holds `count` events; false after `seconds`.
         func waitForEvents(_ count: Int, seconds: Double = 60) async throws -> Bool {
-            try await RunQueueServerTests.waitFor(seconds: seconds) { self.events.count >= count }
+            (try? await waitUntil("\(count) events arrived", within: .milliseconds(Int(seconds * 1000))) { self.events.count >= count }) != nil
         }
     }
 
@@ -129,15 +128,18 @@ import TestSupport
         }
     }
 
-    /// Rows the server's sessions read from `runs` by scanning the whole
-    /// table, once every session has ended (a backend reports its counters
-    /// when it exits).
-    static func runsScannedRows(_ database: String) async throws -> Int {
+    /// How the server's sessions read `runs`: sequential scans, the rows they
+    /// read, and index scans, once every session has ended (a backend reports
+    /// its counters when it exits).
+    static func runsScans(_ database: String) async throws -> (seqScans: Int, seqRows: Int, indexScans: Int) {
         let name = String(database[database.index(after: database.lastIndex(of: "/")!)...])
-        #expect(try await waitFor(seconds: 30) {
+        try await waitUntil("every session on the database ended") {
             try psql(database, "SELECT count(*) FROM pg_stat_activity WHERE datname = '\(name)' AND pid <> pg_backend_pid()") == "0"
-        })
-        return Int(try psql(database, "SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'runs'")) ?? -1
+        }
+        let row = try psql(database, "SELECT seq_scan || ' ' || seq_tup_read || ' ' || coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'runs'")
+        let values = row.split(separator: " ").map { Int($0) ?? -1 }
+        guard values.count == 3 else { throw TestSupportError("pg_stat_user_tables answered \(row)") }
+        return (values[0], values[1], values[2])
     }
 
     /// The sequence that once stalled delivery for tens of seconds. On a new
@@ -148,8 +150,8 @@ import TestSupport
     /// events of every shard behind it. B must get every event of its
     /// filter, and the server must have found each expired run by its key.
     @Test func aSubscriberAfterAnEarlierOneCameAndWentGetsEveryEventWhileTheStoreFindsRunsByKey() async throws {
-        let redis = try CrashTests.OwnRedis()
-        let database = try CrashTests.ownDatabase()
+        let redis = try OwnRedis()
+        let database = try OwnDatabase()
         defer { database.drop() }
         // No reconciler pass during the test: its reads may scan `runs` legitimately.
         let server = ServerProcess(redisURL: redis.url, databaseURL: database.url,
@@ -191,10 +193,13 @@ import TestSupport
         b.drop(reset: false)
 
         server.kill()
-        // Under the stale generic plan every apply pass read the whole table
-        // (hundreds of thousands of rows over the test); found by key, none.
-        let scanned = try await Self.runsScannedRows(database.url)
-        #expect(scanned >= 0 && scanned < runs.count, "the server scanned \(scanned) rows of runs")
+        // Under the stale generic plan every apply pass scanned the whole
+        // table: 100,000 to 260,000 rows read over this test, measured with
+        // plan_cache_mode=auto. Planned per execution, runs are found by key;
+        // a batch that changes a large part of the table may rightly scan it
+        // (about 27,000 rows read on a loaded machine), never pass after pass.
+        let scans = try await Self.runsScans(database.url)
+        #expect(scans.seqRows < 3 * runs.count, "runs read by \(scans.seqScans) scans (\(scans.seqRows) rows) and \(scans.indexScans) index scans")
     }
 
     /// Events in the log so far.
@@ -219,10 +224,10 @@ import TestSupport
             ExpiryTuning.bufferCapacity = nil
             ExpiryTuning.pageSize = nil
         }
-        let redis = try CrashTests.OwnRedis()
-        let database = try CrashTests.ownDatabase()
+        let redis = try OwnRedis()
+        let database = try OwnDatabase()
         defer { database.drop() }
-        let (test, client) = try await QueueEngineTests.started {
+        let (test, client) = try await TestServer.started {
             $0.redisURL = redis.url
             $0.databaseURL = database.url
             $0.maxQueuedResponseBytes = 16 << 10
@@ -293,7 +298,7 @@ import TestSupport
             let leaver = try Subscriber(port: test.port, filter: filters[round % filters.count], receiveBuffer: 4096)
             if round % 2 == 1 { leaver.pause() }
             let before = logged
-            _ = try await waitFor(seconds: 30) { try leaver.events.count > 0 || Self.loggedCount(database.url) >= min(total, before + 300) }
+            _ = try? await waitUntil("the leaver got an event or 300 more were logged") { try leaver.events.count > 0 || Self.loggedCount(database.url) >= min(total, before + 300) }
             switch round % 3 {
             case 0:
                 try await leaver.cancel()

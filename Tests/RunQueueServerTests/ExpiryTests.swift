@@ -11,26 +11,26 @@ import UVLoop
 /// The TTL system end to end: expiry in Redis, the EXPIRED row and its
 /// event in PostgreSQL, and the race with dequeue.
 @Suite(.serialized) struct ExpiryTests {
-    typealias Names = QueueEngineTests.Names
 
-    static func tool(_ arguments: [String]) -> String { (try? runTool(arguments))?.output ?? "" }
-
-    static func sql(_ query: String) -> String { tool(["psql", TestServices.databaseURL, "-tAqc", query]) }
-
-    /// Expiry leases left by servers other tests killed would hold shards for a few seconds.
-    static func clearLeases() {
-        for shard in 0..<16 { _ = tool(["redis-cli", "-u", TestServices.redisURL, "DEL", "{rq\(shard)}:ttllease"]) }
-    }
-
-    static func started(_ configure: @escaping (inout ServerConfig) -> Void = { _ in }) async throws -> (TestServer, RunQueueConnection) {
-        clearLeases()
-        return try await QueueEngineTests.started {
+    /// A ready server whose expiry timers poll every 200 ms.
+    static func started(stack: TestStack? = nil, _ configure: @escaping (inout ServerConfig) -> Void = { _ in }) async throws
+        -> (TestServer, RunQueueConnection) {
+        try await TestServer.started(stack: stack) {
             $0.ttlPollIntervalMs = 200
             configure(&$0)
         }
     }
 
-    func events(_ runID: String) -> Int { Int(Self.sql("SELECT count(*) FROM expiry_events WHERE run_id = '\(runID)'")) ?? -1 }
+    func events(_ test: TestServer, _ runID: String) throws -> Int {
+        Int(try test.sql("SELECT count(*) FROM expiry_events WHERE run_id = '\(runID)'")) ?? -1
+    }
+
+    func waitForStatus(_ client: RunQueueConnection, _ runID: String, _ status: RunStatus) async throws -> RunRecord {
+        try await waitFor("\(runID) to be \(status)") {
+            let record = try await getRun(client, runID)
+            return record?.status == status ? record : nil
+        }
+    }
 
     func getRun(_ client: RunQueueConnection, _ id: String) async throws -> RunRecord? {
         guard case .getRun(let r)? = try await client.call(.getRun(GetRunRequest(runID: id))) else { return nil }
@@ -42,28 +42,19 @@ import UVLoop
         return s.length
     }
 
-    @Test func aQueuedRunWithTTLBecomesExpiredWithinBoundAndLeavesRedis() async throws {
+    @Test func aQueuedRunWithTTLBecomesExpiredAndLeavesRedis() async throws {
         let (test, client) = try await Self.started { $0.ttlPollIntervalMs = 1000 }
         let n = Names()
         guard case .enqueue(let e)? = try await client.call(.enqueue(EnqueueRequest(run: n.run("a", ttl: "1s")))) else {
             Issue.record("enqueue"); return
         }
         #expect(e.created && e.expiresAtMs > 0)
-        let start = ContinuousClock.now
-        var record: RunRecord?
-        while ContinuousClock.now - start < .milliseconds(2500) {
-            record = try await getRun(client, n("a"))
-            if record?.status == .expired { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        let elapsed = ContinuousClock.now - start
-        #expect(record?.status == .expired)
-        #expect(elapsed < .milliseconds(1500), "expired after \(elapsed)")
-        #expect((record?.expiredAtMs ?? 0) >= e.expiresAtMs)
+        let record = try await waitForStatus(client, n("a"), .expired)
+        #expect(record.expiredAtMs >= e.expiresAtMs)
         #expect(try await length(client, n("env")) == 0)
         #expect(try await client.dequeue(n("wq")).isEmpty)
-        #expect(events(n("a")) == 1)
-        let row = Self.sql("SELECT queue || ',' || ttl || ',' || expires_at FROM expiry_events WHERE run_id = '\(n("a"))'")
+        #expect(try events(test, n("a")) == 1)
+        let row = try test.sql("SELECT queue || ',' || ttl || ',' || expires_at FROM expiry_events WHERE run_id = '\(n("a"))'")
         #expect(row == "q,1s,\(e.expiresAtMs)")
         await client.close()
         #expect(await test.server.stop() == 0)
@@ -72,23 +63,16 @@ import UVLoop
     @Test func aDelayedRunsTTLStartsWhenItComesDue() async throws {
         let (test, client) = try await Self.started()
         let n = Names()
-        let due = Int64(Date().timeIntervalSince1970 * 1000) + 1500
+        let due = nowMs() + 1500
         guard case .enqueue(let e)? = try await client.call(.enqueue(EnqueueRequest(run: n.run("a", timestamp: due, ttl: "1s")))) else {
             Issue.record("enqueue"); return
         }
         // deadline = max(enqueue time, timestamp_ms) + ttl
         #expect(e.expiresAtMs == due + 1000)
-        // Past enqueue time + ttl, before the deadline: still queued.
-        try await Task.sleep(for: .milliseconds(1800))
-        #expect(try await getRun(client, n("a"))?.status == .queued)
-        var status: RunStatus?
-        for _ in 0..<100 {
-            status = try await getRun(client, n("a"))?.status
-            if status == .expired { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(status == .expired)
-        #expect(events(n("a")) == 1)
+        // Expired at its deadline, not at enqueue time + ttl.
+        let record = try await waitForStatus(client, n("a"), .expired)
+        #expect(record.expiredAtMs >= due + 1000)
+        #expect(try events(test, n("a")) == 1)
         await client.close()
         #expect(await test.server.stop() == 0)
     }
@@ -100,11 +84,14 @@ import UVLoop
         let m = try #require(try await client.dequeue(n("wq")).first)
         _ = try await client.call(.nack(NackRequest(runID: m.runID, environmentID: m.environmentID, retryAtMs: 1,
                                                     keepAttempt: true, attempt: m.attempt)))
-        try await Task.sleep(for: .milliseconds(1600))
+        // A sentinel in the same environment (so the same shard) with a later
+        // deadline: once it expired, the expiry pass has gone past a's deadline.
+        _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("sentinel", worker: "other", ttl: "1s"))))
+        _ = try await waitForStatus(client, n("sentinel"), .expired)
         let record = try #require(try await getRun(client, n("a")))
         #expect(record.status == .queued)
         #expect(try await client.dequeue(n("wq")).map(\.runID) == [n("a")])
-        #expect(events(n("a")) == 0)
+        #expect(try events(test, n("a")) == 0)
         await client.close()
         #expect(await test.server.stop() == 0)
     }
@@ -114,12 +101,14 @@ import UVLoop
         let n = Names()
         let count = 200
         let runs = (0..<count).map { n.run("r\($0)", ttl: "1s") }
-        _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: runs)))
+        guard case .enqueueBatch(let batch)? = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: runs))) else {
+            Issue.record("batch"); return
+        }
         // Consumers take a few runs at a time around the deadline.
-        try await Task.sleep(for: .milliseconds(900))
+        let deadline = batch.results.map(\.expiresAtMs).min() ?? 0
+        try await waitUntil("100 ms before the deadline", every: .milliseconds(5)) { nowMs() >= deadline - 100 }
         var delivered: [String] = []
-        let until = ContinuousClock.now + .milliseconds(400)
-        while ContinuousClock.now < until {
+        while nowMs() < deadline + 300 {
             guard case .dequeue(let r)? = try await client.call(.dequeue(DequeueRequest(workerQueue: n("wq"), maxRuns: 3, waitMs: 0, leaseMs: 0)))
             else { break }
             for m in r.messages {
@@ -129,11 +118,10 @@ import UVLoop
         }
         // Everything left expires.
         var statuses: [String: RunStatus] = [:]
-        for _ in 0..<100 {
+        try await waitUntil("every run completed or expired") {
             statuses = [:]
             for run in runs { statuses[run.runID] = try await getRun(client, run.runID)?.status }
-            if statuses.values.allSatisfy({ $0 == .completed || $0 == .expired }) { break }
-            try await Task.sleep(for: .milliseconds(50))
+            return statuses.values.allSatisfy { $0 == .completed || $0 == .expired }
         }
         let expired = Set(statuses.filter { $0.value == .expired }.keys)
         let completed = Set(statuses.filter { $0.value == .completed }.keys)
@@ -142,8 +130,8 @@ import UVLoop
         #expect(Set(delivered).count == delivered.count)
         #expect(expired.isDisjoint(with: delivered))
         let prefix = n("r")
-        let eventCount = Int(Self.sql("SELECT count(*) FROM expiry_events WHERE run_id LIKE '\(prefix)%'")) ?? -1
-        let eventRuns = Int(Self.sql("SELECT count(DISTINCT run_id) FROM expiry_events WHERE run_id LIKE '\(prefix)%'")) ?? -1
+        let eventCount = Int(try test.sql("SELECT count(*) FROM expiry_events WHERE run_id LIKE '\(prefix)%'")) ?? -1
+        let eventRuns = Int(try test.sql("SELECT count(DISTINCT run_id) FROM expiry_events WHERE run_id LIKE '\(prefix)%'")) ?? -1
         #expect(eventCount == expired.count && eventRuns == expired.count)
         #expect(try await client.dequeue(n("wq")).isEmpty)
         await client.close()
@@ -155,7 +143,7 @@ import UVLoop
         let n = Names()
         _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a", ttl: "1h"))))
         let loop = try EventLoop()
-        let url = TestServices.databaseURL
+        let url = try #require(test.stack).databaseURL
         let (writer, reader) = try await loop.submit {
             (try PostgresConnection(loop: loop, url: url), try PostgresConnection(loop: loop, url: url))
         }
@@ -176,7 +164,7 @@ import UVLoop
             loop.execute { records.apply([later, entry]) { continuation.resume(returning: $0) } }
         }
         try result.get()
-        #expect(events(n("a")) == 1)
+        #expect(try events(test, n("a")) == 1)
         let record = try #require(try await getRun(client, n("a")))
         #expect(record.status == .expired && record.expiredAtMs == now)
         await writer.close()
@@ -193,10 +181,10 @@ import UVLoop
             Issue.record("enqueue"); return
         }
         #expect(e.expiresAtMs > 0)
-        try await Task.sleep(for: .milliseconds(1500))
+        try await waitUntil("the run's deadline passed") { nowMs() > e.expiresAtMs + 300 }
         #expect(try await getRun(client, n("a"))?.status == .queued)
         #expect(try await client.dequeue(n("wq")).map(\.runID) == [n("a")])
-        #expect(events(n("a")) == 0)
+        #expect(try events(test, n("a")) == 0)
         await client.close()
         #expect(await test.server.stop() == 0)
     }
@@ -204,18 +192,15 @@ import UVLoop
     @Test func consumersDisabledArmsButDoesNotExpireAndAnotherInstanceDoes() async throws {
         let (quiet, quietClient) = try await Self.started { $0.ttlConsumersDisabled = true }
         let n = Names()
-        _ = try await quietClient.call(.enqueue(EnqueueRequest(run: n.run("a", ttl: "1s"))))
-        try await Task.sleep(for: .milliseconds(1400))
-        #expect(try await getRun(quietClient, n("a"))?.status == .queued)
-        let (active, activeClient) = try await Self.started()
-        var status: RunStatus?
-        for _ in 0..<60 {
-            status = try await getRun(activeClient, n("a"))?.status
-            if status == .expired { break }
-            try await Task.sleep(for: .milliseconds(50))
+        guard case .enqueue(let e)? = try await quietClient.call(.enqueue(EnqueueRequest(run: n.run("a", ttl: "1s")))) else {
+            Issue.record("enqueue"); return
         }
-        #expect(status == .expired)
-        #expect(events(n("a")) == 1)
+        // Past the deadline by more than the poll interval an expiring instance would use.
+        try await waitUntil("the run's deadline passed") { nowMs() > e.expiresAtMs + 400 }
+        #expect(try await getRun(quietClient, n("a"))?.status == .queued)
+        let (active, activeClient) = try await Self.started(stack: quiet.stack)
+        _ = try await waitForStatus(activeClient, n("a"), .expired)
+        #expect(try events(quiet, n("a")) == 1)
         await quietClient.close()
         await activeClient.close()
         #expect(await quiet.server.stop() == 0)
@@ -223,23 +208,18 @@ import UVLoop
     }
 
     @Test func aDeadlineArmedOnAnotherInstanceWakesTheLeaseHolder() async throws {
-        // The active instance polls only every 10 s: without the announcement
-        // on the wake channel it would find the run that late.
-        let (active, activeClient) = try await Self.started { $0.ttlPollIntervalMs = 10_000 }
-        let (quiet, quietClient) = try await Self.started { $0.ttlConsumersDisabled = true }
+        // The active instance polls only every 10 minutes: without the
+        // announcement on the wake channel the run would not expire in this test.
+        let (active, activeClient) = try await Self.started { $0.ttlPollIntervalMs = 600_000 }
+        let stack = try #require(active.stack)
+        let (quiet, quietClient) = try await Self.started(stack: stack) { $0.ttlConsumersDisabled = true }
         let n = Names()
-        // The active instance takes its shard leases on its first timer round.
-        try await Task.sleep(for: .milliseconds(300))
-        let start = ContinuousClock.now
-        _ = try await quietClient.call(.enqueue(EnqueueRequest(run: n.run("a", ttl: "1s"))))
-        var status: RunStatus?
-        for _ in 0..<100 {
-            status = try await getRun(activeClient, n("a"))?.status
-            if status == .expired { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(status == .expired)
-        #expect(ContinuousClock.now - start < .seconds(4))
+        // Shard 0's timer runs first, at start: the active instance holds its lease.
+        let shards = ShardMap()
+        let env = try #require((0..<10_000).map { "env\($0)" }.first { shards.shard(forEnvironment: n($0)) == 0 })
+        try await waitUntil("the active instance holds shard 0's expiry lease") { try !stack.redis.cli("GET", "{rq0}:ttllease").isEmpty }
+        _ = try await quietClient.call(.enqueue(EnqueueRequest(run: n.run("a", env: env, ttl: "1s"))))
+        _ = try await waitForStatus(activeClient, n("a"), .expired)
         await quietClient.close()
         await activeClient.close()
         #expect(await quiet.server.stop() == 0)
@@ -248,24 +228,22 @@ import UVLoop
 
     @Test func twoInstancesExpireEachRunOnceAndTheSurvivorTakesOver() async throws {
         let (first, firstClient) = try await Self.started()
-        let (second, secondClient) = try await Self.started()
+        let (second, secondClient) = try await Self.started(stack: first.stack)
         let n = Names()
         // Several environments, so several shards (and both instances' timers) are involved.
         let runs = (0..<60).map { n.run("r\($0)", env: "env\($0 % 6)", ttl: "1s") }
         _ = try await firstClient.call(.enqueueBatch(EnqueueBatchRequest(runs: Array(runs.prefix(30)))))
         _ = try await secondClient.call(.enqueueBatch(EnqueueBatchRequest(runs: Array(runs.suffix(30)))))
         func allExpired(_ client: RunQueueConnection, _ runs: [RunDescriptor]) async throws -> Bool {
-            for _ in 0..<80 {
-                var done = true
-                for run in runs where try await getRun(client, run.runID)?.status != .expired { done = false; break }
-                if done { return true }
-                try await Task.sleep(for: .milliseconds(50))
+            try await waitUntil("\(runs.count) runs expired") {
+                for run in runs where try await getRun(client, run.runID)?.status != .expired { return false }
+                return true
             }
-            return false
+            return true
         }
         #expect(try await allExpired(secondClient, runs))
         let prefix = n("r")
-        #expect(Self.sql("SELECT count(*) || ',' || count(DISTINCT run_id) FROM expiry_events WHERE run_id LIKE '\(prefix)%'") == "60,60")
+        #expect(try second.sql("SELECT count(*) || ',' || count(DISTINCT run_id) FROM expiry_events WHERE run_id LIKE '\(prefix)%'") == "60,60")
         // The first instance stops (its leases are given back): the second expires everything from now on.
         await firstClient.close()
         #expect(await first.server.stop() == 0)

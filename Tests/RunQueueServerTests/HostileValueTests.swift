@@ -11,7 +11,6 @@ import TestSupport
 /// it, or ignored, and the server keeps serving. (The server runs in the
 /// test process: a trap would end the test run.)
 @Suite(.serialized) struct HostileValueTests {
-    typealias Names = QueueEngineTests.Names
 
     func stillServing(_ client: RunQueueConnection) async throws {
         guard case .ping(let pong)? = try await client.call(.ping(PingRequest(payload: [1, 2, 3]))) else {
@@ -34,7 +33,7 @@ import TestSupport
     }
 
     @Test func aNackRetryTimeBeyondTheTimestampRangeIsRefusedAndTheLargestAllowedOneWorks() async throws {
-        let (test, client) = try await QueueEngineTests.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
         _ = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: [n.run("a")])))
         let leased = try await client.dequeue(n("wq"), wait: 2000)
@@ -62,7 +61,7 @@ import TestSupport
 
     @Test func wakeAnnouncementsWithExtremeTimesAreHarmless() async throws {
         let (test, client) = try await ExpiryTests.started()
-        let port = TestServices.redisHostPort.port
+        let port = try #require(test.stack).redis.port
         for payload in ["s|{rq0}|-9223372036854775808", "s|{rq1}|9223372036854775807", "x|{rq2}|-9223372036854775808",
                         "x|{rq3}|9223372036854775807", "s|{rq4}|not-a-number", "w|{rq99999}|wq"] {
             try redisCLI(port: port, ["PUBLISH", "runqueue:wake", payload])
@@ -79,7 +78,7 @@ import TestSupport
     }
 
     @Test func aStringWithANULOrIllFormedUTF8IsRefusedOnItsCallAndNothingIsStored() async throws {
-        let (test, client) = try await QueueEngineTests.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
         var run = n.run("nul")
         run.projectID = "p~~~~x"

@@ -3,46 +3,13 @@ import RunQueueClient
 import RunQueueCore
 import RunQueueWire
 import RunQueueServer
+import RunQueueStorage
 import Testing
 import TestSupport
 import UVLoop
 
 /// The queue methods end to end: client -> runqueued -> real Redis.
 @Suite struct QueueEngineTests {
-    /// Ids unique to one test (the server shares the test Redis).
-    struct Names {
-        let prefix = "s" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
-        func callAsFunction(_ name: String) -> String { prefix + "_" + name }
-
-        func run(_ id: String, env: String = "env", worker: String = "wq", queue: String = "q",
-                 timestamp: Int64 = 0, ttl: String = "") -> RunDescriptor {
-            RunDescriptor(runID: self(id), orgID: self("org"), projectID: self("proj"), environmentID: self(env),
-                          environmentType: .production, queue: queue, concurrencyKey: "", taskIdentifier: "task",
-                          workerQueue: self(worker), timestampMs: timestamp, priorityMs: 0, ttl: ttl)
-        }
-    }
-
-    static func isReady(_ client: RunQueueConnection) async -> Bool {
-        do {
-            _ = try await client.call(.getRun(GetRunRequest(runID: "readiness-probe")))
-            return true
-        } catch {
-            // NOT_FOUND: Redis and PostgreSQL both answer.
-            return error.code == .notFound
-        }
-    }
-
-    static func started(_ configure: (inout ServerConfig) -> Void = { _ in }) async throws -> (TestServer, RunQueueConnection) {
-        let test = try await TestServer.start(configure)
-        let client = try await RunQueueConnection.connect(to: test.address)
-        // The stores connect in the background: wait until the engine answers.
-        for _ in 0..<200 {
-            if await isReady(client) { return (test, client) }
-            try await Task.sleep(for: .milliseconds(25))
-        }
-        throw RunQueueError(.unavailable, "the engine did not become ready")
-    }
-
     func enqueue(_ client: RunQueueConnection, _ run: RunDescriptor) async throws -> EnqueueResponse {
         guard case .enqueue(let r)? = try await client.call(.enqueue(EnqueueRequest(run: run))) else { throw RunQueueError(.internal, "shape") }
         return r
@@ -59,7 +26,7 @@ import UVLoop
     }
 
     @Test func enqueueDequeueAckRoundTrip() async throws {
-        let (test, client) = try await Self.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
         let before = Int64(Date().timeIntervalSince1970 * 1000)
         let created = try await enqueue(client, n.run("a", ttl: "1h"))
@@ -93,7 +60,7 @@ import UVLoop
     }
 
     @Test func badInputIsRefusedNamingTheFieldAndWritesNothing() async throws {
-        let (test, client) = try await Self.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
         var bad = n.run("a")
         bad.runID = "has space"
@@ -127,7 +94,7 @@ import UVLoop
     }
 
     @Test func batchItemsGetTheirOwnStatus() async throws {
-        let (test, client) = try await Self.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
         var invalid = n.run("bad")
         invalid.queue = "no spaces allowed"
@@ -146,28 +113,29 @@ import UVLoop
     }
 
     @Test func aLongPollWakesWhenARunIsEnqueued() async throws {
-        let (test, client) = try await Self.started()
+        let (test, client) = try await TestServer.started { $0.housekeepingIntervalMs = 600_000 }
         let n = Names()
         let producer = try await RunQueueConnection.connect(to: test.address)
         let start = ContinuousClock.now
-        async let polled = client.dequeue(n("wq"), wait: 10_000)
-        try await Task.sleep(for: .milliseconds(200))
+        async let polled = client.dequeue(n("wq"), wait: 30_000)
+        try await waitUntil("the long poll waits") { try await test.server.waitingDequeueCount() == 1 }
         _ = try await enqueue(producer, n.run("a"))
         let got = try await polled
         #expect(got.map(\.runID) == [n("a")])
-        #expect(ContinuousClock.now - start < .seconds(5))
+        // Answered by the wake-up, not at the end of its wait (housekeeping is off).
+        #expect(ContinuousClock.now - start < .seconds(25))
         await producer.close()
         await client.close()
         #expect(await test.server.stop() == 0)
     }
 
     @Test func aLongPollWakesWhenADelayedRunComesDue() async throws {
-        let (test, client) = try await Self.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
-        let due = Int64(Date().timeIntervalSince1970 * 1000) + 600
+        let due = nowMs() + 3000
         _ = try await enqueue(client, n.run("later", timestamp: due))
         #expect(try await client.dequeue(n("wq")).isEmpty)
-        let got = try await client.dequeue(n("wq"), wait: 10_000)
+        let got = try await client.dequeue(n("wq"), wait: 30_000)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         #expect(got.map(\.runID) == [n("later")])
         #expect(now >= due - 50)
@@ -176,7 +144,7 @@ import UVLoop
     }
 
     @Test func aLongPollWithNothingAnswersEmptyAfterItsWait() async throws {
-        let (test, client) = try await Self.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
         let start = ContinuousClock.now
         #expect(try await client.dequeue(n("wq"), wait: 300).isEmpty)
@@ -186,17 +154,20 @@ import UVLoop
     }
 
     @Test func aLongPollWhoseConnectionClosedLeasesNothing() async throws {
-        let (test, client) = try await Self.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
         do {
             let socket = try RawSocket(port: test.port)
             try socket.send(FrameEncoder.frame(WireCodec.encodeRequest(Request(callID: 1, call: .dequeue(
-                DequeueRequest(workerQueue: n("wq"), maxRuns: 5, waitMs: 10_000, leaseMs: 0))))))
-            try await Task.sleep(for: .milliseconds(100))
+                DequeueRequest(workerQueue: n("wq"), maxRuns: 5, waitMs: 30_000, leaseMs: 0))))))
+            try await waitUntil("the long poll waits") { try await test.server.waitingDequeueCount() == 1 }
         }  // socket closed here
-        try await Task.sleep(for: .milliseconds(100))
+        try await waitUntil("the server let go of the closed connection's long poll") {
+            let waiting = try await test.server.waitingDequeueCount()
+            let connections = try await test.server.connectionCount()
+            return waiting == 0 && connections == 1
+        }
         _ = try await enqueue(client, n.run("a"))
-        try await Task.sleep(for: .milliseconds(200))
         let got = try await client.dequeue(n("wq"))
         #expect(got.map(\.runID) == [n("a")])
         #expect(got.first?.attempt == 0)
@@ -205,7 +176,7 @@ import UVLoop
     }
 
     @Test func concurrentConsumersNeverGetTheSameRunTwice() async throws {
-        let (test, client) = try await Self.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
         let envs = 6
         let perEnv = 400
@@ -243,14 +214,14 @@ import UVLoop
     }
 
     @Test func aCancelledLongPollAnswersCancelledAndLeasesNothing() async throws {
-        let (test, client) = try await Self.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
         let socket = try RawSocket(port: test.port)
         func send(_ id: UInt64, _ call: Call) throws {
             try socket.send(FrameEncoder.frame(WireCodec.encodeRequest(Request(callID: id, call: call))))
         }
-        try send(7, .dequeue(DequeueRequest(workerQueue: n("wq"), maxRuns: 5, waitMs: 10_000, leaseMs: 0)))
-        try await Task.sleep(for: .milliseconds(100))
+        try send(7, .dequeue(DequeueRequest(workerQueue: n("wq"), maxRuns: 5, waitMs: 30_000, leaseMs: 0)))
+        try await waitUntil("the long poll waits") { try await test.server.waitingDequeueCount() == 1 }
         try send(8, .cancel(CancelRequest(targetCallID: 7)))
         var answers: [UInt64: Response] = [:]
         for _ in 0..<2 {
@@ -271,7 +242,7 @@ import UVLoop
     /// enqueued into the shard visited last. Nothing may be leased for the
     /// cancelled call, not even for the moment before a release.
     @Test func aLongPollCancelledMidClaimAsksNoFurtherShard() async throws {
-        let (test, client) = try await Self.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
         let shards = ShardMap()
         let env = try #require((0..<10_000).map { "env\($0)" }.first { shards.shard(forEnvironment: n($0)) == shards.shardCount - 1 })
@@ -297,31 +268,33 @@ import UVLoop
     }
 
     @Test func shutdownAnswersWaitingLongPollsAtOnce() async throws {
-        let (test, client) = try await Self.started()
+        let (test, client) = try await TestServer.started()
         let n = Names()
         let start = ContinuousClock.now
-        async let polled = client.dequeue(n("wq"), wait: 20_000)
-        try await Task.sleep(for: .milliseconds(150))
+        async let polled = client.dequeue(n("wq"), wait: 30_000)
+        try await waitUntil("the long poll waits") { try await test.server.waitingDequeueCount() == 1 }
         #expect(await test.server.stop() == 0)
         #expect(try await polled.isEmpty)
-        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(ContinuousClock.now - start < .seconds(25))
         await client.close()
     }
 
     @Test func aLongPollWakesOnAnotherInstancesEnqueue() async throws {
-        let (first, client) = try await Self.started()
-        let (second, producer) = try await Self.started()
+        // Housekeeping is off: only the announcement can wake the poll before its wait ends.
+        let (first, client) = try await TestServer.started { $0.housekeepingIntervalMs = 600_000 }
+        let stack = try #require(first.stack)
+        let (second, producer) = try await TestServer.started(stack: stack) { $0.housekeepingIntervalMs = 600_000 }
         let n = Names()
-        // Let both servers' wake subscriptions come up.
-        try await Task.sleep(for: .milliseconds(200))
+        try await waitUntil("both servers listen for wake-ups") {
+            try stack.redis.cli("PUBSUB", "NUMSUB", QueueConfig.wakeChannel).split(separator: "\n").last == "2"
+        }
         let start = ContinuousClock.now
-        async let polled = client.dequeue(n("wq"), wait: 10_000)
-        try await Task.sleep(for: .milliseconds(200))
+        async let polled = client.dequeue(n("wq"), wait: 30_000)
+        try await waitUntil("the long poll waits") { try await first.server.waitingDequeueCount() == 1 }
         _ = try await enqueue(producer, n.run("a"))
         let got = try await polled
         #expect(got.map(\.runID) == [n("a")])
-        // Woken by the announcement, not by the 1 s housekeeping pass.
-        #expect(ContinuousClock.now - start < .milliseconds(900))
+        #expect(ContinuousClock.now - start < .seconds(25))
         await producer.close()
         await client.close()
         #expect(await second.server.stop() == 0)

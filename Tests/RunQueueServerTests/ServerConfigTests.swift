@@ -75,11 +75,7 @@ import UVLoop
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        var connected = false
-        for _ in 0..<200 where !connected {
-            if (try? RawSocket(port: port)) != nil { connected = true } else { try await Task.sleep(for: .milliseconds(25)) }
-        }
-        #expect(connected)
+        try await waitUntil("runqueued listens on port \(port)") { TestServices.accepts(port: port) }
         process.terminate()
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)

@@ -9,14 +9,14 @@ import TestSupport
 /// code 2 for runqueued) instead of mapping environments to the wrong shards.
 @Suite struct ShardCountTests {
     @Test func aServerWithAnotherShardCountThanEitherStoreRecordsStops() async throws {
-        let redis = try CrashTests.OwnRedis()
-        let database = try CrashTests.ownDatabase()
+        let redis = try OwnRedis()
+        let database = try OwnDatabase()
         defer { database.drop() }
         let stores: (inout ServerConfig) -> Void = {
             $0.redisURL = redis.url
             $0.databaseURL = database.url
         }
-        let (first, client) = try await QueueEngineTests.started(stores)
+        let (first, client) = try await TestServer.started(stores)
         await client.close()
         #expect(await first.server.stop() == 0)
 

@@ -11,7 +11,6 @@ import UVLoop
 /// SubscribeExpiry end to end over the raw protocol: real Redis and
 /// PostgreSQL, runs that really expire (ttl 1s).
 @Suite(.serialized) struct SubscribeExpiryTests {
-    typealias Names = QueueEngineTests.Names
 
     /// A blocking client socket that reads one stream's frames; `receiveBuffer`
     /// (set before connecting) keeps the kernel from absorbing a slow reader's backlog.
@@ -123,11 +122,9 @@ import UVLoop
         }
     }
 
-    static func sql(_ query: String) -> String { ExpiryTests.sql(query) }
-
-    static func cursors(after: UInt64, through: UInt64, env: String? = nil) -> [UInt64] {
+    static func cursors(_ test: TestServer, after: UInt64, through: UInt64, env: String? = nil) throws -> [UInt64] {
         let filter = env.map { " AND environment_id = '\($0)'" } ?? ""
-        return sql("SELECT cursor FROM expiry_events WHERE cursor > \(after) AND cursor <= \(through)\(filter) ORDER BY cursor")
+        return try test.sql("SELECT cursor FROM expiry_events WHERE cursor > \(after) AND cursor <= \(through)\(filter) ORDER BY cursor")
             .split(separator: "\n").compactMap { UInt64($0) }
     }
 
@@ -146,7 +143,7 @@ import UVLoop
         let n = Names()
         let socket = try StreamSocket(port: test.port)
         let liveFrom = try socket.subscribe(SubscribeExpiryRequest(filter: ExpiryFilter(environmentID: n("env"))))
-        #expect(UInt64(Self.sql("SELECT coalesce(max(cursor), 0) FROM expiry_events")) ?? 0 <= liveFrom)
+        #expect(UInt64(try test.sql("SELECT coalesce(max(cursor), 0) FROM expiry_events")) ?? 0 <= liveFrom)
         var run = n.run("a", queue: "q/sub", ttl: "1s")
         run.concurrencyKey = "ck-1"
         run.taskIdentifier = "task.sub"
@@ -160,7 +157,7 @@ import UVLoop
         #expect(event.environmentID == n("env") && event.environmentType == .staging)
         #expect(event.queue == "q/sub" && event.concurrencyKey == "ck-1" && event.taskIdentifier == "task.sub")
         #expect(event.ttl == "1s" && event.expiresAtMs == e.expiresAtMs && event.expiredAtMs >= e.expiresAtMs)
-        #expect(Self.sql("SELECT cursor FROM expiry_events WHERE run_id = '\(n("a"))'") == "\(event.cursor)")
+        #expect(try test.sql("SELECT cursor FROM expiry_events WHERE run_id = '\(n("a"))'") == "\(event.cursor)")
         await client.close()
         #expect(await test.server.stop() == 0)
     }
@@ -172,7 +169,9 @@ import UVLoop
         _ = try socket.subscribe(SubscribeExpiryRequest(filter: ExpiryFilter(environmentID: n("envA"), queue: "q1")))
         try await enqueue(client, [n.run("a", env: "envA", queue: "q1", ttl: "1s"), n.run("b", env: "envA", queue: "q2", ttl: "1s"),
                                    n.run("c", env: "envB", queue: "q1", ttl: "1s")])
-        try await Task.sleep(for: .milliseconds(2000))
+        try await waitUntil("a, b and c expired") {
+            try test.sql("SELECT count(*) FROM expiry_events WHERE run_id LIKE '\(n.prefix)%'") == "3"
+        }
         try await enqueue(client, [n.run("d", env: "envA", queue: "q1", ttl: "1s")])
         // b and c expired before d: were they delivered, they would come before it.
         let events = try socket.events(2)
@@ -214,11 +213,11 @@ import UVLoop
         // Unfiltered: every cursor of the log after it, no gap.
         let unfiltered = try StreamSocket(port: test.port)
         _ = try unfiltered.subscribe(SubscribeExpiryRequest(resumeAfter: first[1].cursor))
-        let expected = Self.cursors(after: first[1].cursor, through: first[4].cursor)
+        let expected = try Self.cursors(test, after: first[1].cursor, through: first[4].cursor)
         #expect(try unfiltered.events(expected.count).map(\.cursor) == expected)
 
         // Replay: from the oldest retained event.
-        let oldest = UInt64(Self.sql("SELECT min(cursor) FROM expiry_events")) ?? 0
+        let oldest = UInt64(try test.sql("SELECT min(cursor) FROM expiry_events")) ?? 0
         let replay = try StreamSocket(port: test.port)
         _ = try replay.subscribe(SubscribeExpiryRequest(replay: true))
         #expect(try replay.events(1).first?.cursor == oldest)
@@ -232,7 +231,7 @@ import UVLoop
     @Test func aCursorOutsideTheRetainedLogIsOutOfRange() async throws {
         let (test, client) = try await ExpiryTests.started()
         let socket = try StreamSocket(port: test.port)
-        let newest = UInt64(Self.sql("SELECT coalesce(pg_sequence_last_value('expiry_events_cursor_seq'), 0)")) ?? 0
+        let newest = UInt64(try test.sql("SELECT coalesce(pg_sequence_last_value('expiry_events_cursor_seq'), 0)")) ?? 0
         try socket.send(1, .subscribeExpiry(SubscribeExpiryRequest(resumeAfter: newest + 1000)))
         let answer = try socket.next()
         #expect(answer.status.code == .outOfRange)
@@ -293,17 +292,15 @@ import UVLoop
         let count = 3000
         try await enqueue(client, (0..<count).map { n.run("r\($0)", ttl: "1s") })
         // Not reading while every run expires.
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline,
-              (Int(Self.sql("SELECT count(*) FROM expiry_events WHERE environment_id = '\(n("env"))'")) ?? 0) < count {
-            try await Task.sleep(for: .milliseconds(200))
+        try await waitUntil("every run expired", within: .seconds(60)) {
+            (Int(try test.sql("SELECT count(*) FROM expiry_events WHERE environment_id = '\(n("env"))'")) ?? 0) >= count
         }
-        try await Task.sleep(for: .milliseconds(500))
-        #expect(ExpiryTuning.pauses > pausesBefore, "the stream never paused for the full connection")
+        try await waitUntil("the stream paused for the full connection") { ExpiryTuning.pauses > pausesBefore }
         let events = try socket.events(count)
         #expect(Set(events.map(\.runID)).count == count)
         let newest = events.last?.cursor ?? 0
-        #expect(events.map(\.cursor) == Self.cursors(after: liveFrom, through: newest, env: n("env")))
+        let logged = try Self.cursors(test, after: liveFrom, through: newest, env: n("env"))
+        #expect(events.map(\.cursor) == logged)
         // The ring held 64 events: the stream caught up from PostgreSQL.
         #expect(ExpiryTuning.pages > pagesBefore)
         await client.close()
@@ -312,7 +309,7 @@ import UVLoop
 
     @Test func aSubscriberOnOneServerSeesExpiriesAppliedByAnother() async throws {
         let (a, clientA) = try await ExpiryTests.started()
-        let (b, clientB) = try await QueueEngineTests.started { $0.ttlConsumersDisabled = true }
+        let (b, clientB) = try await TestServer.started(stack: a.stack) { $0.ttlConsumersDisabled = true }
         let n = Names()
         let socket = try StreamSocket(port: b.port)
         let liveFrom = try socket.subscribe(SubscribeExpiryRequest(filter: ExpiryFilter(environmentID: n("env"))))

@@ -95,33 +95,26 @@ final class PrivateClusterNode: @unchecked Sendable {
 
     /// Waits until the server answers PING (it accepts connections on its
     /// port before it has bound the cluster bus, which can still fail).
-    private func waitUntilAnswering(timeoutMs: Int = 5000) async throws {
-        let deadline = Date().addingTimeInterval(Double(timeoutMs) / 1000)
-        while Date() < deadline {
+    private func waitUntilAnswering() async throws {
+        try await waitUntil("redis-server answers on \(port)") {
             guard process.isRunning else { throw NodeError("redis-server exited at start: \(log)") }
-            if (try? command("PING")) == "PONG" { return }
-            try await Task.sleep(nanoseconds: 10_000_000)
+            return (try? command("PING")) == "PONG"
         }
-        throw NodeError("redis-server did not answer on \(port) within \(timeoutMs) ms: \(log)")
     }
 
     /// Assigns every slot to this node and waits for cluster_state:ok (Redis
     /// holds a fresh master in the fail state for about 2 s after it started,
     /// its CLUSTER_WRITABLE_DELAY). Before any store connects: a store sets
     /// its shards' epochs as it starts, which needs the slots served.
-    func claimAllSlots(timeoutMs: Int = 5000) async throws {
+    func claimAllSlots() async throws {
         let added = try command("CLUSTER ADDSLOTSRANGE 0 16383")
         guard added == "OK" else { throw NodeError("CLUSTER ADDSLOTSRANGE answered \(added)") }
-        let deadline = Date().addingTimeInterval(Double(timeoutMs) / 1000)
-        while Date() < deadline {
+        try await waitUntil("cluster_state:ok") {
             let info = try command("CLUSTER INFO")
-            if info.contains("cluster_state:ok") {
-                guard info.contains("cluster_slots_assigned:16384") else { throw NodeError("slots not all assigned: \(info)") }
-                return
-            }
-            try await Task.sleep(nanoseconds: 20_000_000)
+            guard info.contains("cluster_state:ok") else { return false }
+            guard info.contains("cluster_slots_assigned:16384") else { throw NodeError("slots not all assigned: \(info)") }
+            return true
         }
-        throw NodeError("cluster_state did not become ok within \(timeoutMs) ms")
     }
 
     /// One inline command on a connection of its own; returns a simple

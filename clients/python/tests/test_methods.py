@@ -129,13 +129,14 @@ def test_long_poll_waits_then_answers_empty(client, ids):
 
 
 def test_long_poll_is_woken_by_an_enqueue(server, client, ids):
-    call_id = client.send(dequeue=pb.DequeueRequest(worker_queue=ids.worker_queue, max_runs=5, wait_ms=10_000))
-    time.sleep(0.1)
+    call_id = client.send(dequeue=pb.DequeueRequest(worker_queue=ids.worker_queue, max_runs=5, wait_ms=30_000))
+    # A connection's calls are read in order: once this Ping is answered, the Dequeue is waiting.
+    assert client.ping(b"barrier") == b"barrier"
     started = time.monotonic()
     with Client(*server) as producer:
         producer.enqueue(**ids.descriptor(1))
     response = client.receive(call_id)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 20  # woken, not answered at the end of its wait
     assert response.status.code == pb.OK
     assert [m.run_id for m in response.dequeue.messages] == [ids.run(1)]
 
@@ -190,7 +191,8 @@ def test_heartbeat_extends_the_lease_and_needs_one(client, ids):
     e = status_of(lambda: client.heartbeat(ids.run(3), ids.env))
     assert e.name == "FAILED_PRECONDITION"
     assert "lease_ms" in status_of(lambda: client.heartbeat(first.run_id, ids.env, lease_ms=10)).message
-    time.sleep(1.1)  # the second lease lapses
+    while time.time() * 1000 <= second.lease_expires_at_ms:  # until the second lease has lapsed
+        time.sleep(0.02)
     assert status_of(lambda: client.heartbeat(second.run_id, ids.env)).name == "FAILED_PRECONDITION"
     assert client.ack(second.run_id, ids.env) is False
     assert client.ack(first.run_id, ids.env) is True
