@@ -1,14 +1,14 @@
 # runqueue — the two commands a newcomer needs:
 #   make run    install what is missing, start local Redis + PostgreSQL, build and run runqueued
 #   make test   the same set-up, then every check and test (what .ci/run calls)
-# Other targets: make setup | services | stop | build | bench (bench-ping, bench-memory, bench-cycle, bench-expiry, bench-churn, bench-compare; see bench/README.md) | gen-proto | clean
+# Other targets: make setup | services | stop | build | test-unit | bench (bench-ping, bench-memory, bench-cycle, bench-expiry, bench-churn, bench-compare; see bench/README.md) | gen-proto | clean
 
 SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 SERVICES := scripts/services
 SERVICE_ENV = eval "$$($(SERVICES) env)"
 
-.PHONY: run test setup services stop build build-release check-generated test-swift test-python bench bench-ping bench-memory bench-cycle bench-expiry bench-churn bench-compare gen-proto clean
+.PHONY: run test setup services stop build build-release check-generated test-swift test-unit test-python bench bench-ping bench-memory bench-cycle bench-expiry bench-churn bench-compare gen-proto clean
 
 run: setup services build-release
 	@$(SERVICE_ENV); echo "runqueued on $${RUNQUEUE_LISTEN:-127.0.0.1:7420} (Ctrl-C stops it; 'make stop' stops Redis and PostgreSQL)"; \
@@ -35,16 +35,25 @@ build-release:
 check-generated:
 	scripts/gen-proto --check
 
-# Builds everything (failing on any compiler warning in our code), then runs the
-# tests one at a time: several tests bound how fast something must happen
-# (a refused connect reported within a second), which a 2-core machine running
-# every suite at once cannot promise; one at a time the whole run takes ~30 s.
+# Builds everything (failing on any compiler warning in our code), then runs
+# the suites side by side: every test that starts an engine has a redis-server
+# and a database of its own (Tests/TestSupport/OwnDatabase.swift) and waits on
+# conditions, not on the clock. The width bounds how many tests run at once on
+# these 2-core machines (each may start a redis-server and a runqueued).
+TEST_WIDTH ?= 6
 test-swift:
 	@set -o pipefail; swift build --build-tests 2>&1 | tee .build-warnings.log; \
 	  if grep -E '^/.*(Sources|Tests|clients)/.*warning:' .build-warnings.log; then echo "compiler warnings are errors here"; rm -f .build-warnings.log; exit 1; fi; \
 	  rm -f .build-warnings.log
 	@$(SERVICE_ENV); export RUNQUEUE_TEST_REDIS_URL=$$RUNQUEUE_REDIS_URL RUNQUEUE_TEST_DATABASE_URL=$$RUNQUEUE_DATABASE_URL; \
-	  timeout --kill-after=30 1200 swift test --skip-build --no-parallel 2>&1 | grep -vE '^(◇|􀟈)' ; exit $${PIPESTATUS[0]}
+	  timeout --kill-after=30 1200 swift test --skip-build --experimental-maximum-parallelization-width $(TEST_WIDTH) 2>&1 \
+	  | grep -vE '^(◇|􀟈)' ; exit $${PIPESTATUS[0]}
+
+# The suites that need no service (tagged apart from the integration suites,
+# Tests/TestSupport/Tags.swift): seconds, with nothing running.
+test-unit:
+	swift build --build-tests
+	RUNQUEUE_TEST_UNIT_ONLY=1 swift test --skip-build 2>&1 | grep -vE '^(◇|􀟈)' ; exit $${PIPESTATUS[0]}
 
 test-python: build
 	@$(SERVICE_ENV); cd clients/python && python3 -m pytest -q tests

@@ -127,7 +127,7 @@ let package = Package(
 
         .target(
             name: "TestSupport",
-            dependencies: ["RunQueueServer", "RunQueueClient", "RunQueueCore", "UVLoop", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RunQueueServer", "RunQueueClient", "RunQueueWire", "RunQueueCore", "UVLoop", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "UVLoopTests", dependencies: ["UVLoop", "TestSupport"]),
@@ -137,20 +137,19 @@ let package = Package(
         .testTarget(name: "RunQueueStoredFormatTests", dependencies: ["RunQueueStoredFormat", "RunQueueCore"]),
         .testTarget(name: "RunQueueCoreTests", dependencies: ["RunQueueCore"]),
         .testTarget(name: "RunQueueExpiryTests", dependencies: ["RunQueueExpiry", "RunQueueCore"]),
+        .testTarget(name: "RunQueueEngineTests", dependencies: ["RunQueueEngine"]),
         .testTarget(
             name: "RunQueueStorageTests",
             dependencies: ["RunQueueStorage", "RedisDriver", "RunQueueCore", "RunQueueStoredFormat", "UVLoop", "TestSupport"]
         ),
         .testTarget(
             name: "RunQueueClientTests",
-            dependencies: [
-                "RunQueueClient", "RunQueueServer", "RunQueueCore", "RunQueueWire", "UVLoop", "TestSupport",
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: ["RunQueueClient", "RunQueueCore", "RunQueueWire", "TestSupport"]
         ),
+        .testTarget(name: "RunQueueToolsTests", dependencies: ["RunQueueCore", "TestSupport"]),
         .testTarget(
             name: "RunQueueServerTests",
-            dependencies: ["RunQueueServer", "RunQueueEngine", "RunQueueStorage", "RunQueueClient", "RunQueueWire", "RunQueueCore", "UVLoop", "TestSupport"]
+            dependencies: ["RunQueueServer", "RunQueueEngine", "RunQueueStorage", "PostgresDriver", "RunQueueClient", "RunQueueWire", "RunQueueCore", "UVLoop", "TestSupport"]
         ),
     ]
 )

@@ -232,8 +232,7 @@ final class DequeueCoordinator {
         let workerQueue = waiter.workerQueue
         let start = rotation[workerQueue, default: 0]
         rotation[workerQueue] = (start + 1) % shardCount
-        let hinted = emptyHint[workerQueue] ?? []
-        let order = (0..<shardCount).map { (start + $0) % shardCount }.filter { !hinted.contains($0) }
+        let order = ClaimPlan.order(shardCount: shardCount, start: start, skipping: emptyHint[workerQueue] ?? [])
         let leaseDeadline = clock.nowMs() + waiter.leaseMs
         var collected: [RunMessage] = []
 
@@ -246,23 +245,21 @@ final class DequeueCoordinator {
             completion(result)
         }
 
-        // One pass asks its shards at once (pipelined on the connection) for
-        // shares that add up to exactly what is still wanted; the next pass
-        // asks the shards not asked yet, then those that gave their full share.
+        // One pass asks its shards at once (pipelined on the connection);
+        // ClaimPlan says which and for how many.
         func pass(_ shards: [Int]) {
-            let remaining = waiter.count - collected.count
             // A call cancelled between passes asks no more shards: a later
             // pass could lease a run enqueued after the CANCELLED answer.
-            if remaining == 0 || shards.isEmpty || waiter.context.isCancelled { finish(.success(collected)); return }
-            let visit = Array(shards.prefix(remaining))
-            let notAsked = Array(shards.dropFirst(visit.count))
-            let base = remaining / visit.count, extra = remaining % visit.count
-            var full = [Bool](repeating: false, count: visit.count)
-            var left = visit.count
+            guard !waiter.context.isCancelled, let plan = ClaimPlan(remaining: waiter.count - collected.count, shards: shards) else {
+                finish(.success(collected))
+                return
+            }
+            var given = [Int](repeating: 0, count: plan.visits.count)
+            var left = plan.visits.count
             var failure: QueueStoreError?
             let now = clock.nowMs()
-            for (index, shard) in visit.enumerated() {
-                let share = base + (index < extra ? 1 : 0)
+            for (index, visit) in plan.visits.enumerated() {
+                let (shard, share) = (visit.shard, visit.share)
                 store.claim(shard: shard, workerQueue: workerQueue, count: share, leaseDeadlineMs: leaseDeadline, now: now,
                             seed: UInt64.random(in: 0...UInt64(UInt32.max))) { [unowned self] result in
                     switch result {
@@ -276,11 +273,8 @@ final class DequeueCoordinator {
                         if let wake = claim.nextWakeMs { noteWake(shard: shard, at: wake) }
                         if !claim.messages.isEmpty { applier?.kick(shard) }
                         collected.append(contentsOf: claim.messages)
-                        if claim.messages.count < share {
-                            emptyHint[workerQueue, default: []].insert(shard)
-                        } else {
-                            full[index] = true
-                        }
+                        given[index] = claim.messages.count
+                        if claim.messages.count < share { emptyHint[workerQueue, default: []].insert(shard) }
                     }
                     left -= 1
                     guard left == 0 else { return }
@@ -288,7 +282,7 @@ final class DequeueCoordinator {
                         finish(collected.isEmpty ? .failure(failure) : .success(collected))
                         return
                     }
-                    pass(notAsked + visit.indices.filter { full[$0] }.map { visit[$0] })
+                    pass(plan.nextShards(given: given))
                 }
             }
         }

@@ -42,7 +42,7 @@ private struct MigrationFixture {
     }
 }
 
-@Suite(.timeLimit(.minutes(3))) struct MigratorTests {
+@Suite(.timeLimit(.minutes(3)), .tags(.integration), .needsServices) struct MigratorTests {
     @Test func appliesInOrderOnceAndRecordsEachMigration() async throws {
         let fixture = try MigrationFixture()
         try fixture.writeStandardSet()

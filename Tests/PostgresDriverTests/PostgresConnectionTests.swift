@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 import UVLoop
 
-@Suite(.timeLimit(.minutes(3))) struct PostgresConnectionTests {
+@Suite(.timeLimit(.minutes(3)), .tags(.integration), .needsServices) struct PostgresConnectionTests {
     @Test func answersTenThousandPipelinedQueriesEachExactlyOnce() async throws {
         let loop = try EventLoop()
         let connection = try await connected(loop)

@@ -5,7 +5,7 @@ import TestSupport
 import UVLoop
 @testable import RedisDriver
 
-@Suite struct RedisConnectionTests {
+@Suite(.tags(.integration), .needsServices) struct RedisConnectionTests {
     @Test func reportsRefusedConnectWithoutWaitingForTheTimeoutAndFailsCommandsFast() async throws {
         let loop = try EventLoop()
         // Timeouts far above the bounds below: only a refusal reported at once passes.

@@ -69,7 +69,7 @@ func subscriberCount(_ connection: RedisConnection, _ channel: String, becomes e
     return count
 }
 
-@Suite struct RedisSubscriberTests {
+@Suite(.tags(.integration), .needsServices) struct RedisSubscriberTests {
     @Test func deliversBinarySafeMessagesWithTheirChannelOnSeveralChannels() async throws {
         let loop = try EventLoop()
         let config = try sharedRedisConfig()

@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 
 /// Reconnects, deadlines and cancellation.
-@Suite struct ClientConnectionTests {
+@Suite(.tags(.integration), .needsServices) struct ClientConnectionTests {
     @Test func theNextCallWorksAfterTheServerRestarts() async throws {
         let first = try await TestServer.ready()
         let client = first.client()

@@ -1,11 +1,8 @@
 import Foundation
-import Logging
 import RunQueueClient
 import RunQueueCore
-import RunQueueServer
 import TestSupport
 import Testing
-import UVLoop
 
 /// Expects `body` to throw a RunQueueError with `code`; returns it.
 @discardableResult

@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// The Swift example of README.md "Using the clients", kept compiling and working.
-@Suite struct ReadmeExampleTests {
+@Suite(.tags(.integration), .needsServices) struct ReadmeExampleTests {
     @Test func theReadmeProducerAndWorkerRun() async throws {
         let test = try await TestServer.ready()
         let n = Names()

@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 
 /// The library against an in-process runqueued on the real Redis and PostgreSQL.
-@Suite struct RunQueueClientTests {
+@Suite(.tags(.integration), .needsServices) struct RunQueueClientTests {
     @Test func helloAndPingAnswerAndTheServerIsRemembered() async throws {
         let test = try await TestServer.ready { $0.maxFrameBytes = 200_000 }
         let client = test.client()

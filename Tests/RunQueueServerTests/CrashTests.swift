@@ -7,7 +7,7 @@ import Testing
 import TestSupport
 
 /// kill -9 of Redis and of the server: nothing lost, nothing done twice.
-@Suite struct CrashTests {
+@Suite(.tags(.integration), .needsServices) struct CrashTests {
 
     @Test func losingRedisRebuildsItFromPostgreSQLWithoutDuplicates() async throws {
         let redis = try OwnRedis()

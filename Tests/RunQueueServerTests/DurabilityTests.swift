@@ -9,7 +9,7 @@ import TestSupport
 import UVLoop
 
 /// The PostgreSQL record and its consistency with Redis, end to end.
-@Suite struct DurabilityTests {
+@Suite(.tags(.integration), .needsServices) struct DurabilityTests {
 
     func getRun(_ client: RunQueueConnection, _ id: String) async throws -> RunRecord? {
         do {

@@ -12,7 +12,7 @@ import UVLoop
 /// holder, and two instances applying expiries while a subscriber reads. Each
 /// test has its own redis-server and database, so other servers on the shared
 /// Redis cannot take its expiry leases.
-@Suite(.serialized) struct ExpiryCrashTests {
+@Suite(.serialized, .tags(.integration), .needsServices) struct ExpiryCrashTests {
 
     /// runqueued as a child process on the test's Redis and database, its expiry timers at 200 ms.
     static func launched(_ redis: OwnRedis, _ database: OwnDatabase) throws -> ServerProcess {

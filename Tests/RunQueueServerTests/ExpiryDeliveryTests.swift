@@ -13,7 +13,7 @@ import TestSupport
 /// thousands of runs expire. Each test has its own redis-server and
 /// database (a new database is part of what is tested), and reads the
 /// expected events from the log in PostgreSQL.
-@Suite(.serialized) struct ExpiryDeliveryTests {
+@Suite(.serialized, .tags(.integration), .needsServices) struct ExpiryDeliveryTests {
     typealias StreamSocket = SubscribeExpiryTests.StreamSocket
 
     /// One SubscribeExpiry stream on a raw socket, read by a thread of its

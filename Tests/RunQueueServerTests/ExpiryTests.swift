@@ -10,7 +10,7 @@ import UVLoop
 
 /// The TTL system end to end: expiry in Redis, the EXPIRED row and its
 /// event in PostgreSQL, and the race with dequeue.
-@Suite(.serialized) struct ExpiryTests {
+@Suite(.serialized, .tags(.integration), .needsServices) struct ExpiryTests {
 
     /// A ready server whose expiry timers poll every 200 ms.
     static func started(stack: TestStack? = nil, _ configure: @escaping (inout ServerConfig) -> Void = { _ in }) async throws

@@ -10,7 +10,7 @@ import TestSupport
 /// instance on the shared wake channel: each is refused with a status naming
 /// it, or ignored, and the server keeps serving. (The server runs in the
 /// test process: a trap would end the test run.)
-@Suite(.serialized) struct HostileValueTests {
+@Suite(.serialized, .tags(.integration), .needsServices) struct HostileValueTests {
 
     func stillServing(_ client: RunQueueConnection) async throws {
         guard case .ping(let pong)? = try await client.call(.ping(PingRequest(payload: [1, 2, 3]))) else {

@@ -16,7 +16,7 @@ import TestSupport
 /// "exactly once". Each test has its own redis-server and database: other
 /// servers on a shared Redis would drain this server's outbox into their own
 /// database.
-@Suite struct OutageTests {
+@Suite(.tags(.integration), .needsServices) struct OutageTests {
 
     /// The shared PostgreSQL's port (the proxies forward to it).
     static var postgresPort: UInt16 {

@@ -9,7 +9,7 @@ import TestSupport
 import UVLoop
 
 /// The queue methods end to end: client -> runqueued -> real Redis.
-@Suite struct QueueEngineTests {
+@Suite(.tags(.integration), .needsServices) struct QueueEngineTests {
     func enqueue(_ client: RunQueueConnection, _ run: RunDescriptor) async throws -> EnqueueResponse {
         guard case .enqueue(let r)? = try await client.call(.enqueue(EnqueueRequest(run: run))) else { throw RunQueueError(.internal, "shape") }
         return r

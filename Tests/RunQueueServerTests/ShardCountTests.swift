@@ -7,7 +7,7 @@ import TestSupport
 /// The stores record the shard count they were first used with; a server
 /// started with another count against them stops with a fatal error (exit
 /// code 2 for runqueued) instead of mapping environments to the wrong shards.
-@Suite struct ShardCountTests {
+@Suite(.tags(.integration), .needsServices) struct ShardCountTests {
     @Test func aServerWithAnotherShardCountThanEitherStoreRecordsStops() async throws {
         let redis = try OwnRedis()
         let database = try OwnDatabase()

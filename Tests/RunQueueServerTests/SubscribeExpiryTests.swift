@@ -10,7 +10,7 @@ import UVLoop
 
 /// SubscribeExpiry end to end over the raw protocol: real Redis and
 /// PostgreSQL, runs that really expire (ttl 1s).
-@Suite(.serialized) struct SubscribeExpiryTests {
+@Suite(.serialized, .tags(.integration), .needsServices) struct SubscribeExpiryTests {
 
     /// A blocking client socket that reads one stream's frames; `receiveBuffer`
     /// (set before connecting) keeps the kernel from absorbing a slow reader's backlog.

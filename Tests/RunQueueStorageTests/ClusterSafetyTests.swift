@@ -157,7 +157,7 @@ final class PrivateClusterNode: @unchecked Sendable {
     }
 }
 
-@Suite struct ClusterSafetyTests {
+@Suite(.tags(.integration), .needsServices) struct ClusterSafetyTests {
     @Test func everyScriptRunsOnAClusterNodeWithoutCrossingSlots() async throws {
         let node = try await PrivateClusterNode.start()
         defer { node.stop() }

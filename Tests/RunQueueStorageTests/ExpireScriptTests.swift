@@ -3,11 +3,12 @@ import RedisDriver
 import RunQueueCore
 import RunQueueStoredFormat
 import RunQueueStorage
+import TestSupport
 import Testing
 
 /// expire.lua against a real Redis: what expires, what never does, and that
 /// an expired run leaves every structure of its shard.
-@Suite struct ExpireScriptTests {
+@Suite(.tags(.integration), .needsServices) struct ExpireScriptTests {
     func expire(_ h: StoreHarness, env: String = "env", batch: Int = 100) async throws -> QueueStore.ExpireResult {
         let (store, now) = (h.store, h.now)
         let shard = store.shards.shard(forEnvironment: h.id(env))

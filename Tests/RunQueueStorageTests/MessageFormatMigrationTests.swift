@@ -8,9 +8,10 @@
 import Foundation
 import RunQueueCore
 import RunQueueStorage
+import TestSupport
 import Testing
 
-@Suite struct MessageFormatMigrationTests {
+@Suite(.tags(.integration), .needsServices) struct MessageFormatMigrationTests {
     /// Stores writing V2, V3 and V4 on one keyspace, with max attempts 2.
     struct Stores {
         let v2: StoreHarness

@@ -1,9 +1,10 @@
 import Foundation
 import RunQueueCore
 import RunQueueStorage
+import TestSupport
 import Testing
 
-@Suite struct QueueStoreTests {
+@Suite(.tags(.integration), .needsServices) struct QueueStoreTests {
     @Test func dueRunsComeOutByTimestampMinusPriority() async throws {
         let h = try await StoreHarness()
         let t = h.now

@@ -6,11 +6,11 @@ import RunQueueWire
 /// reads the client's requests and writes exactly the responses (or the
 /// disconnect) it wants to test against. Blocking sockets, each blocking call
 /// on its own thread so the test's tasks are never blocked.
-final class FakeServer: @unchecked Sendable {
-    let port: UInt16
+public final class FakeServer: @unchecked Sendable {
+    public let port: UInt16
     private let fd: Int32
 
-    init() throws {
+    public init() throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.fd = fd
         var one: Int32 = 1
@@ -34,10 +34,10 @@ final class FakeServer: @unchecked Sendable {
 
     deinit { Glibc.close(fd) }
 
-    var hostPort: String { "127.0.0.1:\(port)" }
+    public var hostPort: String { "127.0.0.1:\(port)" }
 
     /// The next client connection (within 10 s).
-    func accept() async throws -> FakeConnection {
+    public func accept() async throws -> FakeConnection {
         let listener = fd
         let client = await onThread { Glibc.accept(listener, nil, nil) }
         guard client >= 0 else { throw POSIXError(.ETIMEDOUT) }
@@ -46,7 +46,7 @@ final class FakeServer: @unchecked Sendable {
 
     /// Accepts a connection and answers its Hello, as every RunQueueClient
     /// connection starts with one.
-    func acceptAndGreet(maxFrameBytes: UInt32 = 1 << 20) async throws -> FakeConnection {
+    public func acceptAndGreet(maxFrameBytes: UInt32 = 1 << 20) async throws -> FakeConnection {
         let connection = try await accept()
         let hello = try await connection.readRequest()
         guard case .hello? = hello.call else { throw FakeServerError("expected Hello first, got \(String(describing: hello.call))") }
@@ -56,18 +56,18 @@ final class FakeServer: @unchecked Sendable {
     }
 }
 
-struct FakeServerError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct FakeServerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// One accepted connection of a FakeServer.
-final class FakeConnection: @unchecked Sendable {
+public final class FakeConnection: @unchecked Sendable {
     private let fd: Int32
     private var buffer: [UInt8] = []
     private var closed = false
 
-    init(fd: Int32) {
+    public init(fd: Int32) {
         self.fd = fd
         var tv = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -76,17 +76,17 @@ final class FakeConnection: @unchecked Sendable {
     deinit { close() }
 
     /// The next request; throws on EOF or after 10 s.
-    func readRequest() async throws -> Request {
+    public func readRequest() async throws -> Request {
         guard let body = await onThread({ self.readFrame() }) else { throw FakeServerError("the client closed or sent nothing") }
         return try WireCodec.decodeRequest(body)
     }
 
     /// True when the client closed the connection (EOF) within 10 s.
-    func readsEOF() async -> Bool {
+    public func readsEOF() async -> Bool {
         await onThread { self.readFrame() == nil }
     }
 
-    func send(_ response: Response) throws {
+    public func send(_ response: Response) throws {
         let bytes = FrameEncoder.frame(WireCodec.encodeResponse(response))
         var offset = 0
         while offset < bytes.count {
@@ -96,7 +96,7 @@ final class FakeConnection: @unchecked Sendable {
         }
     }
 
-    func close() {
+    public func close() {
         guard !closed else { return }
         closed = true
         Glibc.shutdown(fd, Int32(SHUT_RDWR))

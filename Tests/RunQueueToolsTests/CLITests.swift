@@ -20,7 +20,7 @@ extension ProductProcess.Outcome {
     }
 }
 
-@Suite struct CLITests {
+@Suite(.tags(.integration), .needsServices) struct CLITests {
     typealias Outcome = ProductProcess.Outcome
 
     /// The runqueue binary: $RUNQUEUE_CLI_BIN, else next to the test bundle, else .build/debug.

@@ -9,7 +9,7 @@ import TestSupport
 /// streams expiry events), their JSON reports and charts, and the exit codes.
 /// Serialized: one in-process server at a time, so the scenarios do not load
 /// each other's server (they all share the test Redis and PostgreSQL).
-@Suite(.serialized) struct LoadTests {
+@Suite(.serialized, .tags(.integration), .needsServices) struct LoadTests {
     typealias Outcome = ProductProcess.Outcome
 
     /// The runqueue-load binary: $RUNQUEUE_LOAD_BIN, else next to the test bundle, else .build/debug.
