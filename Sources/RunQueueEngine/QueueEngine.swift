@@ -162,24 +162,21 @@ final class QueueEngine {
         var results = [EnqueueResult](repeating: EnqueueResult(), count: request.runs.count)
         var items: [QueueStore.EnqueueItem] = []
         var itemSlots: [Int] = []
-        // The first occurrence of a run id in the batch decides; a repeat with
-        // the same identity answers created=false, with another identity ALREADY_EXISTS.
-        var firstByID: [String: RunDescriptor] = [:]
-        var repeats: [(index: Int, of: Int)] = []
+        // The first occurrence of a run id in the batch is admitted; every
+        // repeat is judged against the run as stored after it: the same
+        // identity answers created=false, another ALREADY_EXISTS.
+        var firstByID: [String: Int] = [:]
+        var repeats: [(index: Int, item: QueueStore.EnqueueItem, of: Int)] = []
         for (index, run) in request.runs.enumerated() {
             switch prepare(run, now: now) {
             case .failure(let failure):
                 results[index].status = Status(.invalidArgument, "runs[\(index)]: \(failure.message)")
             case .success(let item):
                 if let first = firstByID[run.runID] {
-                    if first.orgID == run.orgID && first.projectID == run.projectID && first.environmentID == run.environmentID {
-                        repeats.append((index, items.firstIndex { $0.run.runID == run.runID } ?? 0))
-                    } else {
-                        results[index].status = Status(.alreadyExists, "runs[\(index)]: run_id already exists")
-                    }
+                    repeats.append((index, item, first))
                     continue
                 }
-                firstByID[run.runID] = run
+                firstByID[run.runID] = items.count
                 items.append(item)
                 itemSlots.append(index)
             }
@@ -188,24 +185,41 @@ final class QueueEngine {
             context.reply(.enqueueBatch(EnqueueBatchResponse(results: results)))
             return
         }
-        admit(items, now: now) { admissions in
-            for (offset, admission) in admissions.enumerated() {
-                let index = itemSlots[offset]
-                switch admission {
-                case .created(let expires): results[index] = EnqueueResult(status: .ok, created: true, expiresAtMs: expires)
-                case .existed(let expires): results[index] = EnqueueResult(status: .ok, created: false, expiresAtMs: expires)
-                case .failed(let code, let message): results[index].status = Status(code, "runs[\(index)]: \(message)")
-                }
+        func record(_ admission: Admission, at index: Int, created: Bool = true) {
+            switch admission {
+            case .created(let expires): results[index] = EnqueueResult(status: .ok, created: created, expiresAtMs: expires)
+            case .existed(let expires): results[index] = EnqueueResult(status: .ok, created: false, expiresAtMs: expires)
+            case .failed(let code, let message): results[index].status = Status(code, "runs[\(index)]: \(message)")
             }
-            for (index, of) in repeats {
+        }
+        admit(items, now: now) { [self] admissions in
+            for (offset, admission) in admissions.enumerated() { record(admission, at: itemSlots[offset]) }
+            // A repeat whose first occurrence conflicted with the stored run
+            // may itself match it: it is admitted on its own, against the row.
+            var again: [(index: Int, item: QueueStore.EnqueueItem)] = []
+            for (index, item, of) in repeats {
+                let first = items[of].run
+                let sameAsFirst = first.orgID == item.run.orgID && first.projectID == item.run.projectID
+                    && first.environmentID == item.run.environmentID
                 switch admissions[of] {
-                case .created(let expires), .existed(let expires):
-                    results[index] = EnqueueResult(status: .ok, created: false, expiresAtMs: expires)
-                case .failed(let code, let message):
-                    results[index].status = Status(code, "runs[\(index)]: \(message)")
+                case .failed(.alreadyExists, _) where !sameAsFirst:
+                    again.append((index, item))
+                case .created, .existed:
+                    if sameAsFirst { record(admissions[of], at: index, created: false) } else {
+                        results[index].status = Status(.alreadyExists, "runs[\(index)]: run_id already exists")
+                    }
+                case .failed:
+                    record(admissions[of], at: index)
                 }
             }
-            context.reply(.enqueueBatch(EnqueueBatchResponse(results: results)))
+            guard !again.isEmpty else {
+                context.reply(.enqueueBatch(EnqueueBatchResponse(results: results)))
+                return
+            }
+            admit(again.map(\.item), now: now) { admissions in
+                for (entry, admission) in zip(again, admissions) { record(admission, at: entry.index, created: false) }
+                context.reply(.enqueueBatch(EnqueueBatchResponse(results: results)))
+            }
         }
     }
 
@@ -464,12 +478,12 @@ final class QueueEngine {
     func redrive(_ request: RedriveRequest, _ context: any EngineCall) {
         guard validateRun(request.runID, request.environmentID, context), requireRecords(context) else { return }
         let now = clock.nowMs()
-        records.redrive(runID: request.runID, environmentID: request.environmentID, now: now) { [store, dequeue] result in
+        records.redrive(runID: request.runID, environmentID: request.environmentID, now: now) { [self, store, dequeue] result in
             switch result {
             case .failure(let error):
                 context.fail(error.code, error.message)
             case .success(nil):
-                context.fail(.failedPrecondition, "run \(request.runID) is not dead-lettered in environment \(request.environmentID)")
+                self.redriveAgain(request, now: now, context)
             case .success(let stored?):
                 let item = QueueStore.EnqueueItem(run: stored.descriptor, expiresAtMs: nil)
                 store.enqueue([item], now: now, redrive: true) { results in
@@ -489,6 +503,38 @@ final class QueueEngine {
 }
 
 extension QueueEngine {
+    /// The row is not DEAD_LETTERED (any more). A retry of a Redrive whose
+    /// first call updated the row and then failed in Redis finds it QUEUED
+    /// and missing from Redis: the run is added now and the answer is the
+    /// first call's, requeued = true. A run Redis holds in any form (queued,
+    /// in flight, finishing) is not dead-lettered: FAILED_PRECONDITION.
+    func redriveAgain(_ request: RedriveRequest, now: Int64, _ context: any EngineCall) {
+        let refused = "run \(request.runID) is not dead-lettered in environment \(request.environmentID)"
+        records.get(runID: request.runID) { [store, dequeue] result in
+            switch result {
+            case .failure(let error):
+                context.fail(error.code, error.message)
+            case .success(let stored?) where stored.record.status == .queued && stored.record.environmentID == request.environmentID:
+                let item = QueueStore.EnqueueItem(run: stored.descriptor, expiresAtMs: nil)
+                store.enqueue([item], now: now) { results in
+                    switch results.first {
+                    case .success(true)?:
+                        dequeue.runsAdded(workerQueue: item.run.workerQueue, environmentID: item.run.environmentID)
+                        context.reply(.redrive(RedriveResponse(requeued: true)))
+                    case .success(false)?:
+                        context.fail(.failedPrecondition, refused)
+                    case .failure(let error)?:
+                        context.fail(.unavailable, "\(Self.notQueuedYet) (\(error.message))")
+                    case nil:
+                        context.fail(.internal, "redrive produced no result")
+                    }
+                }
+            case .success:
+                context.fail(.failedPrecondition, refused)
+            }
+        }
+    }
+
     func dequeue(_ request: DequeueRequest, _ context: any EngineCall) {
         do {
             try Validation.identifier(request.workerQueue, field: "worker_queue")

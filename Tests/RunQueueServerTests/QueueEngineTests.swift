@@ -112,6 +112,24 @@ import UVLoop
         #expect(await test.server.stop() == 0)
     }
 
+    /// Every item is judged against the run as stored, not against an
+    /// earlier item of the batch that conflicted with it.
+    @Test func aBatchRepeatMatchingTheStoredRunIsNotACreationEvenAfterAConflictingItem() async throws {
+        let (test, client) = try await TestServer.started()
+        let n = Names()
+        _ = try await enqueue(client, n.run("b"))
+        let elsewhere = n.run("b", env: "other")
+        let runs = [n.run("a"), elsewhere, n.run("a"), n.run("b")]
+        guard case .enqueueBatch(let batch)? = try await client.call(.enqueueBatch(EnqueueBatchRequest(runs: runs))) else {
+            Issue.record("batch"); return
+        }
+        #expect(batch.results.map(\.status.code) == [.ok, .alreadyExists, .ok, .ok])
+        #expect(batch.results.map(\.created) == [true, false, false, false])
+        #expect(Set(try await client.dequeue(n("wq")).map(\.runID)) == [n("a"), n("b")])
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
     @Test func aLongPollWakesWhenARunIsEnqueued() async throws {
         let (test, client) = try await TestServer.started { $0.housekeepingIntervalMs = 600_000 }
         let n = Names()
