@@ -5,19 +5,24 @@
 //   PostgreSQL (Rebuilder) before its claims serve again. Claims report a
 //   mismatch they meet later (Redis lost while running) and that shard is
 //   rebuilt the same way.
-// - Reconciler: every `reconcileIntervalMs`, QUEUED rows that Redis holds in
-//   no form are added back (an Enqueue whose Redis step failed after the row
-//   was committed, or whose server died in between). It walks rows by
-//   (created_at, id) from a cursor that only moves forward: the first pass
-//   starts 10 minutes back, each pass reads up to the rows created 5 s ago
-//   (older than any commit still on its way), so every row is looked at once
-//   instead of the whole window every pass (at 20,000 runs/s a 10-minute
-//   window is 12 million rows). A row is re-added only if it is still QUEUED
-//   with the same last_seq after Redis was checked, so a change applied
-//   meanwhile is never undone. At most `reconcilePages` pages of
-//   `reconcileBatch` rows per pass; a cursor more than 10 minutes behind
-//   skips ahead (rows that old are not "recent"). A failed pass leaves the
-//   cursor where it was.
+// - Reconciler: QUEUED rows that Redis holds in no form are added back (an
+//   Enqueue whose Redis step failed after the row was committed, or whose
+//   server died in between). It walks rows by (created_at, id) from a
+//   durable watermark in PostgreSQL (runqueue_meta 'reconcile_watermark'):
+//   every row created before it has been looked at, however long ago, so a
+//   row committed just before a crash is found however long the server
+//   stayed down. At start, the first pass walks from the watermark to now
+//   before Dequeue is served (the gate of DequeueCoordinator). Later passes
+//   run every `reconcileIntervalMs` and read up to the rows created 5 s ago
+//   (older than any commit still on its way) and before the oldest
+//   transaction still writing began (a slow commit); the watermark never
+//   moves past that point, so the start pass's youngest rows are read again. A pass
+//   reads at most `reconcilePages` pages of `reconcileSpan` rows (of any
+//   status: a bounded walk of the created_at index); a pass that stopped
+//   there is behind, and the next one starts at once. A row is re-added only
+//   if it is still QUEUED with the same last_seq after Redis was checked, so
+//   a change applied meanwhile is never undone. A failed pass leaves the
+//   watermark where it was.
 // - Retention: finished rows older than `retentionMs` are deleted in bounded
 //   batches every minute.
 import Foundation
@@ -33,24 +38,30 @@ final class Maintenance {
     private let logger: Logger
     private let rebuilder: Rebuilder
     private let retentionMs: Int64
-    private let reconcileBatch = 500
+    private let reconcileSpan = 5000
     private let reconcilePages = 10
-    private let reconcileWindowMs: Int64 = 600_000
     /// Rows younger than this may still be on their way to Redis.
     private let reconcileGraceMs: Int64 = 5_000
     private var reconciling = false
     private var epochKnown = false
     private var rebuilding: Set<Int> = []
-    private var reconcileCursor: (createdAt: Int64, id: String)?
+    /// Where the next pass starts (the durable watermark once read).
+    private var reconcileCursor: RunRecords.RowPosition?
+    /// The start-up checks (epochs, rebuilds, the first reconciler pass) are done.
+    private var started = false
+    private var closed = false
     /// False only for the benchmark mode that discards the applier's writes.
     private let reconciles: Bool
     private var timers: [LoopTimer] = []
+    /// Starts the next pass at once when the last one stopped behind.
+    private let catchUp: LoopTimer
     /// Called with the shards a rebuild restored (waiting claims may look again).
     var onRebuilt: ((Set<Int>) -> Void)?
     /// Called when a rebuild starts (claims should wait for it).
     var onRebuildStarted: (() -> Void)?
-    /// Called once the start-up check of every shard's epoch is done (and the
-    /// shards that lacked it rebuilt, or their rebuild failed), and again
+    /// Called once the start-up checks are done (every shard's epoch checked,
+    /// the shards that lacked it rebuilt or their rebuild failed, the first
+    /// reconciler pass from the watermark done or failed), and again
     /// whenever no rebuild is running any more.
     var onRedisChecked: (() -> Void)?
 
@@ -64,16 +75,16 @@ final class Maintenance {
         self.logger = logger
         self.retentionMs = retentionMs
         rebuilder = Rebuilder(store: store, records: records)
+        catchUp = LoopTimer(loop: loop)
         let reconciler = LoopTimer(loop: loop)
         reconciler.start(afterMs: reconcileIntervalMs, repeatMs: reconcileIntervalMs) { [unowned self] in reconcile() }
         let pruner = LoopTimer(loop: loop)
         pruner.start(afterMs: 60_000, repeatMs: 60_000) { [unowned self] in prune() }
-        timers = [reconciler, pruner]
+        timers = [reconciler, pruner, catchUp]
     }
 
-    /// PostgreSQL is ready: learn the epoch, rebuild shards that lack it, then
-    /// reconcile (a rebuild already re-adds every active row of its shards,
-    /// so after one the reconciler waits for its timer).
+    /// PostgreSQL is ready: learn the epoch and the watermark, rebuild shards
+    /// that lack the epoch, then reconcile from the watermark.
     func postgresReady() {
         let proposed = UUID().uuidString
         records.epoch(proposed: proposed) { [self] result in
@@ -82,8 +93,16 @@ final class Maintenance {
                 logger.warning("cannot read the epoch; claims wait", metadata: ["error": "\(error)"])
             case .success(let epoch):
                 store.epoch = epoch
-                epochKnown = true
-                checkEpochs()
+                records.reconcileWatermark { [self] result in
+                    switch result {
+                    case .failure(let error):
+                        logger.warning("cannot read the reconciler's watermark; claims wait", metadata: ["error": "\(error)"])
+                    case .success(let watermark):
+                        if reconcileCursor == nil { reconcileCursor = watermark ?? .start }
+                        epochKnown = true
+                        checkEpochs()
+                    }
+                }
             }
         }
     }
@@ -96,12 +115,7 @@ final class Maintenance {
                 if case .success(let value) = result, value != store.epoch { stale.insert(shard) }
                 left -= 1
                 guard left == 0 else { return }
-                if stale.isEmpty {
-                    onRedisChecked?()
-                    reconcile()
-                } else {
-                    rebuild(stale)
-                }
+                if stale.isEmpty { startupPass() } else { rebuild(stale) }
             }
         }
     }
@@ -128,49 +142,88 @@ final class Maintenance {
             case .failure(let error):
                 logger.error("rebuild failed; retrying on the next claim", metadata: ["error": "\(error)"])
             }
-            if rebuilding.isEmpty { onRedisChecked?() }
+            if rebuilding.isEmpty {
+                if started { onRedisChecked?() } else { startupPass() }
+            }
         }
+    }
+
+    /// The start-up pass: from the watermark to now, every page, before the
+    /// gate opens. Whatever its outcome the gate opens after it (a failed
+    /// pass is taken up by the next timer).
+    private func startupPass() {
+        guard !started else { return }
+        guard reconciles, !reconciling, let cursor = reconcileCursor else {
+            finishStartup()
+            return
+        }
+        reconciling = true
+        logger.info("reconciling from the watermark", metadata: ["created_after_ms": "\(cursor.createdAt)"])
+        settledPoint { [self] now, settled in
+            reconcilePage(from: cursor, before: now, settled: settled, pagesLeft: .max, seen: 0, added: 0) { [self] in
+                finishStartup()
+            }
+        }
+    }
+
+    /// Now, and the creation time before which every row is committed or
+    /// never will be: 5 s back (a commit still on its way), and no later than
+    /// the start of the oldest transaction still writing (a slow commit).
+    private func settledPoint(_ body: @escaping (_ now: Int64, _ settled: Int64) -> Void) {
+        records.oldestWriteInProgress { [self] result in
+            let now = clock.nowMs()
+            let oldest = (try? result.get()).flatMap { $0 } ?? now
+            body(now, min(now, oldest) - reconcileGraceMs)
+        }
+    }
+
+    private func finishStartup() {
+        guard !started else { return }
+        started = true
+        onRedisChecked?()
     }
 
     private func reconcile() {
         // While a rebuild runs it re-adds the same rows: no second walk beside it.
-        guard reconciles, epochKnown, !reconciling, rebuilding.isEmpty else { return }
-        let now = clock.nowMs()
-        var cursor = reconcileCursor ?? (now - reconcileWindowMs, "")
-        if cursor.createdAt < now - reconcileWindowMs { cursor = (now - reconcileWindowMs, "") }
+        guard reconciles, started, !closed, !reconciling, rebuilding.isEmpty, let cursor = reconcileCursor else { return }
         reconciling = true
-        reconcilePage(from: cursor, before: now - reconcileGraceMs, pagesLeft: reconcilePages)
+        settledPoint { [self] _, settled in
+            reconcilePage(from: cursor, before: settled, settled: settled, pagesLeft: reconcilePages, seen: 0, added: 0) {}
+        }
     }
 
-    private func reconcilePage(from cursor: (createdAt: Int64, id: String), before: Int64, pagesLeft: Int) {
-        guard cursor.createdAt < before, pagesLeft > 0 else {
+    /// Walks pages from `cursor` to rows created before `before`; the
+    /// watermark advances with it up to `settled` at most.
+    private func reconcilePage(from cursor: RunRecords.RowPosition, before: Int64, settled: Int64, pagesLeft: Int,
+                               seen: Int, added: Int, _ done: @escaping () -> Void) {
+        func end(behind: Bool, seen: Int, added: Int) {
             reconciling = false
-            return
-        }
-        records.recentQueued(after: cursor, before: before, limit: reconcileBatch) { [self] result in
-            guard case .success(let rows) = result else {
-                reconciling = false
-                return
+            if seen > 0 || added > 0 {
+                logger.info("reconciler pass", metadata: ["queued_rows": "\(seen)", "re_added": "\(added)", "behind": "\(behind)"])
             }
-            rebuilder.readd(rows, now: clock.nowMs()) { [self] result in
-                guard case .success(let added) = result else {
-                    reconciling = false
-                    return
+            if let watermark = reconcileCursor {
+                records.advanceReconcileWatermark(to: watermark) { [logger] result in
+                    if case .failure(let error) = result { logger.warning("cannot store the reconciler's watermark", metadata: ["error": "\(error)"]) }
                 }
-                if added > 0 {
-                    logger.notice("reconciler re-added runs missing from Redis", metadata: ["runs": "\(added)"])
-                    let shards = Set(rows.map { store.shards.shard(forEnvironment: $0.run.record.environmentID) })
-                    onRebuilt?(shards)
+            }
+            done()
+            // Stopped at the page budget with rows left: the next pass starts now.
+            if behind && !closed { catchUp.start(afterMs: 0) { [unowned self] in reconcile() } }
+        }
+        records.queuedPage(after: cursor, before: before, span: reconcileSpan) { [self] result in
+            guard case .success(let page) = result else { reconciling = false; done(); return }
+            rebuilder.readd(page.queued, now: clock.nowMs()) { [self] result in
+                guard case .success(let readded) = result else { reconciling = false; done(); return }
+                if readded > 0 {
+                    logger.notice("reconciler re-added runs missing from Redis", metadata: ["runs": "\(readded)"])
+                    onRebuilt?(Set(page.queued.map { store.shards.shard(forEnvironment: $0.run.record.environmentID) }))
                 }
-                guard rows.count == reconcileBatch, let last = rows.last else {
-                    // Every row created before `before` has been looked at.
-                    reconcileCursor = (before, "")
-                    reconciling = false
-                    return
-                }
-                let next = (last.run.record.createdAtMs, last.run.record.runID)
-                reconcileCursor = next
-                reconcilePage(from: next, before: before, pagesLeft: pagesLeft - 1)
+                let limit = RunRecords.RowPosition(createdAt: settled, id: "")
+                reconcileCursor = max(reconcileCursor ?? cursor, min(page.end, limit))
+                let (seen, added) = (seen + page.queued.count, added + readded)
+                guard let next = page.next else { end(behind: false, seen: seen, added: added); return }
+                guard pagesLeft > 1 else { end(behind: true, seen: seen, added: added); return }
+                reconcilePage(from: next, before: before, settled: settled, pagesLeft: pagesLeft - 1, seen: seen, added: added, done)
             }
         }
     }
@@ -185,6 +238,7 @@ final class Maintenance {
     }
 
     func close() {
+        closed = true
         for timer in timers { timer.close() }
         timers.removeAll()
     }

@@ -67,17 +67,113 @@ extension RunRecords {
         }
     }
 
-    /// QUEUED rows created before `before`, oldest first, after the
-    /// (created_at, id) position given (the reconciler's bounded pass).
-    public func recentQueued(after position: (createdAt: Int64, id: String), before: Int64, limit: Int,
-                             _ completion: @escaping (Result<[SequencedRun], QueueStoreError>) -> Void) {
-        let sql = """
-            SELECT \(Self.columnList) FROM runs
-            WHERE created_at >= $1 AND created_at < $3 AND (created_at, id) > ($1, $2) AND status = 'QUEUED'
-            ORDER BY created_at, id LIMIT $4
+    /// A row's place in creation order: (created_at, id).
+    public struct RowPosition: Sendable, Equatable, Comparable {
+        public var createdAt: Int64
+        public var id: String
+
+        public init(createdAt: Int64, id: String) {
+            self.createdAt = createdAt
+            self.id = id
+        }
+
+        public static let start = RowPosition(createdAt: 0, id: "")
+
+        public static func < (a: RowPosition, b: RowPosition) -> Bool {
+            a.createdAt != b.createdAt ? a.createdAt < b.createdAt : Array(a.id.utf8).lexicographicallyPrecedes(Array(b.id.utf8))
+        }
+
+        /// As stored in runqueue_meta: text whose byte order is this order
+        /// (created_at zero-padded; run ids sort bytewise, migration 0004).
+        var stored: String { String(repeating: "0", count: max(0, 16 - String(max(0, createdAt)).count)) + String(max(0, createdAt)) + " " + id }
+
+        init?(stored: String) {
+            guard let space = stored.firstIndex(of: " "), let createdAt = Int64(stored[..<space]) else { return nil }
+            self.init(createdAt: createdAt, id: String(stored[stored.index(after: space)...]))
+        }
+    }
+
+    /// One page of the reconciler's walk in creation order: the QUEUED rows
+    /// among the next rows (of any status) after a position, and where the
+    /// page ends. `next` is nil when no row created before the bound is left.
+    public struct CreationPage: Sendable {
+        public var queued: [SequencedRun]
+        public var end: RowPosition
+        public var next: RowPosition?
+    }
+
+    /// The QUEUED rows among the next `span` rows created after `position`
+    /// and before `before`. Each statement is a bounded walk of the
+    /// created_at index (finished rows are counted in the span, not skipped
+    /// through without bound).
+    public func queuedPage(after position: RowPosition, before: Int64, span: Int,
+                           _ completion: @escaping (Result<CreationPage, QueueStoreError>) -> Void) {
+        // `end` nil: fewer than `span` rows are left, the page runs to `before`.
+        let fetch = { [self] (end: RowPosition?) in
+            let sql = """
+                SELECT \(Self.columnList) FROM runs
+                WHERE created_at >= $1 AND (created_at, id) > ($1, $2) AND \(end == nil ? "created_at < $3" : "(created_at, id) <= ($3, $4)")
+                  AND status = 'QUEUED'
+                ORDER BY created_at, id
+                """
+            let parameters: [PostgresBindable] = end.map { [.int64(position.createdAt), .text(position.id), .int64($0.createdAt), .text($0.id)] }
+                ?? [.int64(position.createdAt), .text(position.id), .int64(before)]
+            reader.query(sql, parameters) { result in
+                completion(result.map { CreationPage(queued: Self.sequenced($0), end: end ?? RowPosition(createdAt: before, id: ""), next: end) }
+                    .mapError { Self.map($0, doing: "read queued runs") })
+            }
+        }
+        let spanEnd = """
+            SELECT created_at, id FROM runs
+            WHERE created_at >= $1 AND (created_at, id) > ($1, $2) AND created_at < $3
+            ORDER BY created_at, id OFFSET $4 LIMIT 1
             """
-        reader.query(sql, [.int64(position.createdAt), .text(position.id), .int64(before), .int64(Int64(limit))]) { result in
-            completion(result.map(Self.sequenced).mapError { Self.map($0, doing: "read recent runs") })
+        reader.query(spanEnd, [.int64(position.createdAt), .text(position.id), .int64(before), .int64(Int64(max(0, span - 1)))]) { result in
+            switch result {
+            case .failure(let error):
+                completion(.failure(Self.map(error, doing: "read queued runs")))
+            case .success(let rows):
+                if rows.count == 1, let createdAt = rows[0].int64("created_at"), let id = rows[0]["id"] {
+                    fetch(RowPosition(createdAt: createdAt, id: id))
+                } else {
+                    fetch(nil)
+                }
+            }
+        }
+    }
+
+    /// When the oldest transaction still writing to this database began
+    /// (Unix ms), or nil: rows it inserts become visible only when it commits,
+    /// so the reconciler's watermark must stay behind it.
+    public func oldestWriteInProgress(_ completion: @escaping (Result<Int64?, QueueStoreError>) -> Void) {
+        let sql = """
+            SELECT (extract(epoch FROM min(xact_start)) * 1000)::bigint AS oldest FROM pg_stat_activity
+            WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+            """
+        reader.query(sql) { result in
+            completion(result.map { $0.scalar.flatMap { Int64($0) } }.mapError { Self.map($0, doing: "read the running transactions") })
+        }
+    }
+
+    /// The reconciler's watermark: every row created before it has been
+    /// looked at (and its run re-added if Redis held it in no form). Nil
+    /// before the first pass of a deployment.
+    public func reconcileWatermark(_ completion: @escaping (Result<RowPosition?, QueueStoreError>) -> Void) {
+        reader.query("SELECT value FROM runqueue_meta WHERE key = 'reconcile_watermark'") { result in
+            completion(result.map { $0.scalar.flatMap(RowPosition.init(stored:)) }.mapError { Self.map($0, doing: "read the watermark") })
+        }
+    }
+
+    /// Moves the watermark forward to `position` (never back: several
+    /// instances reconcile the same rows).
+    public func advanceReconcileWatermark(to position: RowPosition, _ completion: @escaping (Result<Void, QueueStoreError>) -> Void) {
+        let sql = """
+            INSERT INTO runqueue_meta (key, value) VALUES ('reconcile_watermark', $1)
+            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value
+            WHERE runqueue_meta.value COLLATE "C" < EXCLUDED.value COLLATE "C"
+            """
+        writer.query(sql, [.text(position.stored)]) { result in
+            completion(result.map { _ in () }.mapError { Self.map($0, doing: "store the watermark") })
         }
     }
 
