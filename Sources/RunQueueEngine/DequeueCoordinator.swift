@@ -109,10 +109,10 @@ final class DequeueCoordinator {
         armGateTimer()
     }
 
-    /// A rebuild of Redis from PostgreSQL started: hold Dequeues until it is done.
     /// Long polls waiting for runs now.
     var waitingCount: Int { waiters.values.reduce(0) { $0 + $1.count } }
 
+    /// A rebuild of Redis from PostgreSQL started: hold Dequeues until it is done.
     func closeGate() {
         guard gated == nil, !draining else { return }
         gated = []

@@ -130,6 +130,40 @@ import UVLoop
         #expect(await test.server.stop() == 0)
     }
 
+    /// A Redrive whose row update committed and whose Redis step failed
+    /// leaves the row QUEUED and the run in no Redis structure (the state is
+    /// made here with the same UPDATE): its retry adds the run and answers
+    /// as the first call would have.
+    @Test func aRedriveRetryAfterItsRedisStepFailedQueuesTheRunOnce() async throws {
+        let (test, client) = try await TestServer.started {
+            $0.queue.backoff = NackBackoff(maxAttempts: 1)
+            $0.reconcileIntervalMs = 3_600_000
+        }
+        let n = Names()
+        _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a"))))
+        let m = try #require(try await client.dequeue(n("wq")).first)
+        guard case .nack(let nack)? = try await client.call(.nack(NackRequest(runID: m.runID, environmentID: m.environmentID, attempt: m.attempt)))
+        else { Issue.record("nack"); return }
+        #expect(nack.deadLettered)
+        try await outboxApplied(test)
+        try test.sql("UPDATE runs SET status = 'QUEUED', attempt = 0, ttl = '', expires_at = NULL WHERE id = '\(n("a"))' AND status = 'DEAD_LETTERED'")
+        #expect(try await client.dequeue(n("wq")).isEmpty)
+        let retry = try await client.call(.redrive(RedriveRequest(runID: n("a"), environmentID: n("env"))))
+        #expect(retry == .redrive(RedriveResponse(requeued: true)))
+        let back = try await client.dequeue(n("wq"))
+        #expect(back.map(\.runID) == [n("a")] && back.first?.attempt == 0)
+        // In flight now: not dead-lettered, and not added a second time.
+        do {
+            _ = try await client.call(.redrive(RedriveRequest(runID: n("a"), environmentID: n("env"))))
+            Issue.record("a redrive of a run in flight was accepted")
+        } catch {
+            #expect(error.code == .failedPrecondition)
+        }
+        #expect(try await client.dequeue(n("wq")).isEmpty)
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
     @Test func readMessageFallsBackToTheRowWhenRedisHasNoMessage() async throws {
         let (test, client) = try await TestServer.started()
         let n = Names()
@@ -208,12 +242,12 @@ import UVLoop
             $0.databaseURL = database.url
         }
         // A first server creates the schema and stops; then a row is
-        // committed as if a server died between the commit and Redis 10 s ago.
+        // committed as if a server died between the commit and Redis.
         let (first, firstClient) = try await TestServer.started(configure)
         await firstClient.close()
         #expect(await first.server.stop() == 0)
         let n = Names()
-        try await insertRow(n, id: "orphan", queue: "q", concurrencyKey: "", databaseURL: database.url, ageMs: 10_000)
+        try await insertRow(n, id: "orphan", queue: "q", concurrencyKey: "", databaseURL: database.url)
         let (test, client) = try await TestServer.started(configure)
         let got = try await client.dequeue(n("wq"), wait: 5000)
         #expect(got.map(\.runID) == [n("orphan")])
@@ -226,6 +260,81 @@ import UVLoop
             return got.isEmpty ? nil : got
         }
         #expect(fresh.map(\.runID) == [n("fresh")])
+
+        // A slow commit: a row whose transaction stays open longer than the
+        // 5 s a commit is otherwise given, while passes run every 200 ms. The
+        // watermark stays behind the open transaction, so the row is found
+        // once it commits.
+        let writer = Process()
+        writer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        writer.arguments = ["psql", database.url + "?application_name=rq_slow_commit", "-q", "-v", "ON_ERROR_STOP=1"]
+        let input = Pipe()
+        writer.standardInput = input
+        writer.standardOutput = FileHandle.nullDevice
+        writer.standardError = FileHandle.nullDevice
+        try writer.run()
+        let created = nowMs()
+        input.fileHandleForWriting.write(Data("""
+            BEGIN;
+            INSERT INTO runs (id, org_id, project_id, environment_id, environment_type, queue, concurrency_key,
+                              task_identifier, worker_queue, queue_timestamp, created_at, updated_at)
+            VALUES ('\(n("slow"))', '\(n("org"))', '\(n("proj"))', '\(n("env"))', 4, 'q', '', 'task', '\(n("wq"))', \(created), \(created), \(created));
+
+            """.utf8))
+        try await waitUntil("the slow transaction holds its row") {
+            try database.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rq_slow_commit' AND backend_xid IS NOT NULL") == "1"
+        }
+        try await waitUntil("passes ran past the row's creation time and its grace") { nowMs() > created + 6_000 }
+        input.fileHandleForWriting.write(Data("COMMIT;\n".utf8))
+        try input.fileHandleForWriting.close()
+        writer.waitUntilExit()
+        let slow = try await waitFor("the slowly committed row to be queued") {
+            let got = try await client.dequeue(n("wq"), wait: 3000)
+            return got.isEmpty ? nil : got
+        }
+        #expect(slow.map(\.runID) == [n("slow")])
+        await client.close()
+        #expect(await test.server.stop() == 0)
+    }
+
+    /// Rows committed an hour ago whose runs never reached Redis (their server
+    /// died between the commit and Redis and stayed down): the reconciler
+    /// walks from its durable watermark, so a restart delivers every one, and
+    /// its first pass ends before Dequeue is served.
+    @Test func rowsCommittedAnHourBeforeARestartAreDeliveredBeforeTheFirstDequeueAnswers() async throws {
+        let stack = try TestStack()
+        let configure: (inout ServerConfig) -> Void = {
+            $0.rebuildHoldMs = 600_000
+            $0.queue.defaultEnvironmentLimit = 1_000_000
+        }
+        // A first server creates the schema and its watermark, then stops.
+        let (first, firstClient) = try await TestServer.started(stack: stack, configure)
+        await firstClient.close()
+        #expect(await first.server.stop() == 0)
+        let n = Names()
+        let hourAgo = nowMs() - 3_600_000
+        // The watermark as it stood when those rows were committed.
+        try stack.database.sql("UPDATE runqueue_meta SET value = lpad('\(hourAgo - 10_000)', 16, '0') || ' ' WHERE key = 'reconcile_watermark'")
+        let count = 3000
+        try stack.database.sql("""
+            INSERT INTO runs (id, org_id, project_id, environment_id, environment_type, queue, concurrency_key,
+                              task_identifier, worker_queue, queue_timestamp, created_at, updated_at)
+            SELECT '\(n("r"))' || i, '\(n("org"))', '\(n("proj"))', '\(n("env"))' || (i % 8), 4, 'q', '', 'task', '\(n("wq"))',
+                   \(hourAgo), \(hourAgo) + i, \(hourAgo) + i
+            FROM generate_series(1, \(count)) AS i
+            """)
+        let (test, client) = try await TestServer.started(stack: stack, configure)
+        var delivered: [String] = []
+        while delivered.count < count {
+            let got = try await client.dequeue(n("wq"), max: 1000)
+            #expect(!got.isEmpty, "a Dequeue answered empty with \(count - delivered.count) runs not delivered")
+            if got.isEmpty { break }
+            delivered += got.map(\.runID)
+        }
+        #expect(Set(delivered).count == count && delivered.count == count)
+        // The watermark moved on: a later start does not walk these rows again.
+        let watermark = try stack.database.sql("SELECT value FROM runqueue_meta WHERE key = 'reconcile_watermark'")
+        #expect(watermark > String(format: "%016lld", hourAgo + Int64(count)), "\(watermark)")
         await client.close()
         #expect(await test.server.stop() == 0)
     }

@@ -128,34 +128,18 @@ import TestSupport
         }
     }
 
-    /// How the server's sessions read `runs`: sequential scans, the rows they
-    /// read, and index scans, once every session has ended (a backend reports
-    /// its counters when it exits).
-    static func runsScans(_ database: String) async throws -> (seqScans: Int, seqRows: Int, indexScans: Int) {
-        let name = String(database[database.index(after: database.lastIndex(of: "/")!)...])
-        try await waitUntil("every session on the database ended") {
-            try psql(database, "SELECT count(*) FROM pg_stat_activity WHERE datname = '\(name)' AND pid <> pg_backend_pid()") == "0"
-        }
-        let row = try psql(database, "SELECT seq_scan || ' ' || seq_tup_read || ' ' || coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'runs'")
-        let values = row.split(separator: " ").map { Int($0) ?? -1 }
-        guard values.count == 3 else { throw TestSupportError("pg_stat_user_tables answered \(row)") }
-        return (values[0], values[1], values[2])
-    }
-
     /// The sequence that once stalled delivery for tens of seconds. On a new
     /// database, single expiries applied one at a time left the outbox
     /// applier's prepared statements on a generic plan costed for an empty
     /// `runs` table (a sequential scan per call); once thousands of runs
     /// expired, every apply scanned the whole table while holding up the
     /// events of every shard behind it. B must get every event of its
-    /// filter, and the server must have found each expired run by its key.
-    @Test func aSubscriberAfterAnEarlierOneCameAndWentGetsEveryEventWhileTheStoreFindsRunsByKey() async throws {
+    /// filter, in cursor order.
+    @Test func aSubscriberAfterAnEarlierOneCameAndWentGetsEveryEventInOrder() async throws {
         let redis = try OwnRedis()
         let database = try OwnDatabase()
         defer { database.drop() }
-        // No reconciler pass during the test: its reads may scan `runs` legitimately.
-        let server = ServerProcess(redisURL: redis.url, databaseURL: database.url,
-                                   ["RUNQUEUE_RECONCILE_INTERVAL_MS": "3600000"])
+        let server = ServerProcess(redisURL: redis.url, databaseURL: database.url)
         try server.launch()
         defer { server.kill() }
         let n = Names()
@@ -192,14 +176,9 @@ import TestSupport
         await client.close()
         b.drop(reset: false)
 
-        server.kill()
-        // Under the stale generic plan every apply pass scanned the whole
-        // table: 100,000 to 260,000 rows read over this test, measured with
-        // plan_cache_mode=auto. Planned per execution, runs are found by key;
-        // a batch that changes a large part of the table may rightly scan it
-        // (about 27,000 rows read on a loaded machine), never pass after pass.
-        let scans = try await Self.runsScans(database.url)
-        #expect(scans.seqRows < 3 * runs.count, "runs read by \(scans.seqScans) scans (\(scans.seqRows) rows) and \(scans.indexScans) index scans")
+        // The cause, a plan cached for an empty table, is ruled out at the
+        // driver: every session plans every execution
+        // (PostgresConnectionTests.plansEveryExecutionOfAPreparedStatementForItsParameters).
     }
 
     /// Events in the log so far.

@@ -80,13 +80,14 @@ import UVLoop
     @Test func aDequeuedRunNeverExpires() async throws {
         let (test, client) = try await Self.started()
         let n = Names()
-        _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a", ttl: "1s"))))
+        // Long enough that a busy machine dequeues it before its deadline.
+        _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a", ttl: "5s"))))
         let m = try #require(try await client.dequeue(n("wq")).first)
         _ = try await client.call(.nack(NackRequest(runID: m.runID, environmentID: m.environmentID, retryAtMs: 1,
                                                     keepAttempt: true, attempt: m.attempt)))
         // A sentinel in the same environment (so the same shard) with a later
         // deadline: once it expired, the expiry pass has gone past a's deadline.
-        _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("sentinel", worker: "other", ttl: "1s"))))
+        _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("sentinel", worker: "other", ttl: "5s"))))
         _ = try await waitForStatus(client, n("sentinel"), .expired)
         let record = try #require(try await getRun(client, n("a")))
         #expect(record.status == .queued)

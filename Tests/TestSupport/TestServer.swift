@@ -33,7 +33,8 @@ public struct TestServer: Sendable {
             used = own
         }
         var logger = Logger(label: "runqueued-test")
-        logger.logLevel = .error
+        // RUNQUEUE_TEST_LOG_LEVEL (e.g. info) shows what the servers of a failing test said.
+        logger.logLevel = ProcessInfo.processInfo.environment["RUNQUEUE_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .error
         let server = try Server(config: config, logger: logger)
         let bound = try await server.start()
         return TestServer(server: server, port: bound, stack: used)
