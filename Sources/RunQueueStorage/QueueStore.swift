@@ -59,18 +59,28 @@ public final class QueueStore: @unchecked Sendable {
         }
     }
 
-    /// Adds runs, grouped into one script call per shard. The completion gets
-    /// one result per item, in order: true = added, false = already present.
+    /// Most runs one script call takes (Lua's unpack of a script's arguments
+    /// has a limit: a rebuild page may hold thousands of one shard's runs).
+    static let maxRunsPerScript = 1000
+
+    /// Adds runs, grouped into one script call per shard (and per
+    /// `maxRunsPerScript` runs). The completion gets one result per item, in
+    /// order: true = added, false = already present.
     public func enqueue(_ items: [EnqueueItem], now: Int64, redrive: Bool = false,
                         _ completion: @escaping ([Result<Bool, QueueStoreError>]) -> Void) {
         var byShard: [Int: [Int]] = [:]
         for (index, item) in items.enumerated() {
             byShard[shards.shard(forEnvironment: item.run.environmentID), default: []].append(index)
         }
+        let calls = byShard.flatMap { shard, indexes in
+            stride(from: 0, to: indexes.count, by: Self.maxRunsPerScript).map {
+                (shard, Array(indexes[$0..<min(indexes.count, $0 + Self.maxRunsPerScript)]))
+            }
+        }
         var results = [Result<Bool, QueueStoreError>](repeating: .failure(QueueStoreError(.internal, "not answered")), count: items.count)
-        var pending = byShard.count
+        var pending = calls.count
         if pending == 0 { completion([]); return }
-        for (shard, indexes) in byShard {
+        for (shard, indexes) in calls {
             let tag = self.tag(shard: shard)
             var args: [[UInt8]] = [Array(tag.utf8), Array(String(now).utf8), Array((redrive ? "redrive" : "").utf8)]
             args.reserveCapacity(3 + indexes.count * 8)

@@ -2,9 +2,10 @@
 // epoch check found a shard without the deployment's epoch), and is the
 // engine of `runqueue repair`.
 //
-// It pages through QUEUED and DEQUEUED rows in id order and re-adds the runs
-// of the shards being rebuilt that Redis holds in no form (queued, in flight
-// or finishing). A row is re-added only if, after Redis was checked, it is
+// It pages through QUEUED and DEQUEUED rows in id order, once for every
+// shard being rebuilt, reading the next page while it writes the current one,
+// and re-adds the runs of those shards that Redis holds in no form (queued,
+// in flight or finishing). A row is re-added only if, after Redis was checked, it is
 // still active with the same last_seq: a change applied in between (an ack
 // whose finishing mark was just cleared) is never undone. So a rebuild never
 // duplicates a run and can run while servers serve. QUEUED runs keep
@@ -17,7 +18,7 @@ import RunQueueCore
 public final class Rebuilder {
     let store: QueueStore
     let records: RunRecords
-    public var pageSize = 1000
+    public var pageSize = 5000
 
     public init(store: QueueStore, records: RunRecords) {
         self.store = store
@@ -35,25 +36,39 @@ public final class Rebuilder {
                         progress: @escaping (Report) -> Void = { _ in },
                         _ completion: @escaping (Result<Report, QueueStoreError>) -> Void) {
         var report = Report()
-        func page(after: String, within: String?) {
-            records.activeRuns(after: after, within: within, limit: pageSize) { [self] result in
+        // Pipelined: the next page is read while this one is written to Redis.
+        func handle(_ result: Result<RunRecords.ActivePage, QueueStoreError>) {
+            let active: RunRecords.ActivePage
+            switch result {
+            case .failure(let error):
+                completion(.failure(error))
+                return
+            case .success(let page):
+                active = page
+            }
+            report.scanned += active.rows.count
+            let mine = active.rows.filter { shards.contains(store.shards.shard(forEnvironment: $0.run.record.environmentID)) }
+            var next: Result<RunRecords.ActivePage, QueueStoreError>?
+            var written = false
+            func advance() {
+                guard written, let next else { return }
+                handle(next)
+            }
+            if let after = active.next {
+                records.activeRuns(after: after, within: active.spanEnd, limit: pageSize) { result in
+                    next = result
+                    advance()
+                }
+            }
+            readd(mine, now: now) { result in
                 switch result {
                 case .failure(let error):
                     completion(.failure(error))
-                case .success(let active):
-                    let rows = active.rows
-                    report.scanned += rows.count
-                    let mine = rows.filter { shards.contains(store.shards.shard(forEnvironment: $0.run.record.environmentID)) }
-                    readd(mine, now: now) { result in
-                        switch result {
-                        case .failure(let error):
-                            completion(.failure(error))
-                        case .success(let added):
-                            report.added += added
-                            progress(report)
-                            if let next = active.next { page(after: next, within: active.spanEnd) } else { restoreLimits() }
-                        }
-                    }
+                case .success(let added):
+                    report.added += added
+                    progress(report)
+                    written = true
+                    if active.next == nil { restoreLimits() } else { advance() }
                 }
             }
         }
@@ -89,7 +104,7 @@ public final class Rebuilder {
                 }
             }
         }
-        page(after: "", within: nil)
+        records.activeRuns(after: "", within: nil, limit: pageSize, handle)
     }
 
     /// Re-adds the runs of these rows that Redis holds in no form and whose
@@ -97,7 +112,13 @@ public final class Rebuilder {
     public func readd(_ rows: [RunRecords.SequencedRun], now: Int64, _ completion: @escaping (Result<Int, QueueStoreError>) -> Void) {
         var byShard: [Int: [RunRecords.SequencedRun]] = [:]
         for row in rows { byShard[store.shards.shard(forEnvironment: row.run.record.environmentID), default: []].append(row) }
-        var left = byShard.count
+        // One presence check per shard and `QueueStore.maxRunsPerScript` runs.
+        let checks = byShard.flatMap { shard, list in
+            stride(from: 0, to: list.count, by: QueueStore.maxRunsPerScript).map {
+                (shard, Array(list[$0..<min(list.count, $0 + QueueStore.maxRunsPerScript)]))
+            }
+        }
+        var left = checks.count
         var added = 0
         var failure: QueueStoreError?
         if left == 0 { completion(.success(0)); return }
@@ -109,7 +130,7 @@ public final class Rebuilder {
             left -= 1
             if left == 0 { completion(failure.map { .failure($0) } ?? .success(added)) }
         }
-        for (shard, list) in byShard {
+        for (shard, list) in checks {
             store.present(shard: shard, runs: list.map { $0.run.descriptor }) { [self] result in
                 guard case .success(let flags) = result else { done(result.map { _ in 0 }); return }
                 let absent = zip(list, flags).filter { !$0.1 }.map(\.0)
