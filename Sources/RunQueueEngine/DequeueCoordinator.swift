@@ -21,12 +21,13 @@
 //
 // Gate: Redis is checked against PostgreSQL (and rebuilt where it lost its
 // state) before Dequeue is served (docs/durability.md). Until the start-up
-// check is done, and while a rebuild runs (Redis found lost later), a
+// checks are done (epochs, rebuilds, the reconciler's first pass), a
 // Dequeue, whatever its wait_ms, is held, at most `gateMs`
-// (RUNQUEUE_REBUILD_HOLD_MS) from the gate closing: an
-// answer of "nothing" from a Redis not yet rebuilt would tell a worker there
-// is no work. A Dequeue whose claim met the lost Redis (and so started the
-// rebuild) is held the same way instead of answering empty.
+// (RUNQUEUE_REBUILD_HOLD_MS): an answer of "nothing" from a Redis not yet
+// rebuilt would tell a worker there is no work. Later, shards found lost are
+// rebuilt while the others serve: a Dequeue that finds runs answers at once;
+// one that finds nothing while shards are being rebuilt is held until their
+// rebuild ends (at most `gateMs`), then looks again.
 //
 // A claim whose call was cancelled or whose connection closed while the
 // script ran gives its runs back at once (release.lua: no extra attempt), so
@@ -65,6 +66,11 @@ final class DequeueCoordinator {
     /// keeps failing must not keep a call forever).
     private var gated: [(request: DequeueRequest, leaseMs: Int64, context: any EngineCall, held: Bool)]? = []
     private var gateTimer: LoopTimer?
+    /// Shards being rebuilt from PostgreSQL after Redis was found lost.
+    private var rebuildingShards: Set<Int> = []
+    /// Dequeues that found nothing while shards were being rebuilt.
+    private var awaitingRebuild: [(request: DequeueRequest, leaseMs: Int64, context: any EngineCall)] = []
+    private var rebuildHoldTimer: LoopTimer?
     /// Longest a Dequeue is held at the gate.
     private let gateMs: UInt64
     /// Writes the outbox entries claims, lapses and releases append.
@@ -112,11 +118,9 @@ final class DequeueCoordinator {
     /// Long polls waiting for runs now.
     var waitingCount: Int { waiters.values.reduce(0) { $0 + $1.count } }
 
-    /// A rebuild of Redis from PostgreSQL started: hold Dequeues until it is done.
-    func closeGate() {
-        guard gated == nil, !draining else { return }
-        gated = []
-        armGateTimer()
+    /// Shards found lost; their rebuild is coming.
+    func rebuildStarted(_ shards: Set<Int>) {
+        rebuildingShards.formUnion(shards)
     }
 
     private func armGateTimer() {
@@ -153,9 +157,13 @@ final class DequeueCoordinator {
             case .failure(let error):
                 context.fail(error.code, error.message)
             case .success(let runs) where runs.isEmpty && gated != nil && !held && !context.isCancelled:
-                // Its claim met a Redis being rebuilt: served once the rebuild is done.
+                // Its claim met a Redis being checked at start: served once the check is done.
                 context.onCancel = nil
                 gated?.append((request, leaseMs, context, true))
+            case .success(let runs) where runs.isEmpty && !rebuildingShards.isEmpty && !held && !context.isCancelled:
+                // Nothing here, and shards are being rebuilt: it looks again once they are.
+                context.onCancel = nil
+                awaitRebuild(request, leaseMs, context)
             case .success(let runs) where !runs.isEmpty || request.waitMs == 0:
                 context.reply(.dequeue(DequeueResponse(messages: runs)))
             case .success:
@@ -348,7 +356,34 @@ final class DequeueCoordinator {
 
     /// Shards were rebuilt from PostgreSQL (or runs re-added): look again.
     func shardsRebuilt(_ shards: Set<Int>) {
+        rebuildingShards.subtract(shards)
         for shard in shards { shardChanged(shard) }
+        if rebuildingShards.isEmpty { releaseAwaitingRebuild() }
+    }
+
+    /// The reconciler added runs to these shards.
+    func runsAdded(shards: Set<Int>) {
+        for shard in shards { shardChanged(shard) }
+    }
+
+    private func awaitRebuild(_ request: DequeueRequest, _ leaseMs: Int64, _ context: any EngineCall) {
+        awaitingRebuild.append((request, leaseMs, context))
+        guard rebuildHoldTimer == nil else { return }
+        rebuildHoldTimer = loop.schedule(afterMs: gateMs) { [unowned self] in
+            rebuildHoldTimer = nil
+            if !awaitingRebuild.isEmpty { logger.warning("serving Dequeue before the rebuild of Redis finished") }
+            releaseAwaitingRebuild()
+        }
+    }
+
+    private func releaseAwaitingRebuild() {
+        rebuildHoldTimer?.close()
+        rebuildHoldTimer = nil
+        let waiting = awaitingRebuild
+        awaitingRebuild.removeAll()
+        for call in waiting where !call.context.isCancelled {
+            dequeue(call.request, leaseMs: call.leaseMs, call.context, held: true)
+        }
     }
 
     /// The wake channel reconnected: announcements may have been missed.
@@ -407,6 +442,11 @@ final class DequeueCoordinator {
     func drain() {
         draining = true
         openGate()
+        rebuildHoldTimer?.close()
+        rebuildHoldTimer = nil
+        let held = awaitingRebuild
+        awaitingRebuild.removeAll()
+        for call in held where !call.context.isCancelled { call.context.reply(.dequeue(DequeueResponse(messages: []))) }
         let all = waiters.values.flatMap { $0 }
         waiters.removeAll()
         for waiter in all {

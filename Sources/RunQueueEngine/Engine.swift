@@ -67,8 +67,13 @@ public final class Engine {
         let maintenance = Maintenance(loop: loop, store: store, records: records, clock: clock, logger: logger,
                                       retentionMs: config.runRetentionMs, reconcileIntervalMs: config.reconcileIntervalMs,
                                       reconciles: !config.benchmarkDiscardApplier)
+        maintenance.perShardRebuild = config.benchmarkPerShardRebuild
+        if config.benchmarkPerShardRebuild {
+            logger.error("RUNQUEUE_BENCHMARK_REBUILD=per-shard: each lost shard is rebuilt by a full pass of its own; for benchmarks only")
+        }
         maintenance.onRebuilt = { shards in dequeue.shardsRebuilt(shards) }
-        maintenance.onRebuildStarted = { dequeue.closeGate() }
+        maintenance.onRunsAdded = { shards in dequeue.runsAdded(shards: shards) }
+        maintenance.onRebuildStarted = { shards in dequeue.rebuildStarted(shards) }
         maintenance.onRedisChecked = { dequeue.openGate() }
         dequeue.onEpochMismatch = { shard in maintenance.epochMismatch(shard: shard) }
         stores.onPostgresReady = { maintenance.postgresReady() }

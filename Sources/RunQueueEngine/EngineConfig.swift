@@ -48,6 +48,11 @@ public struct EngineConfig: Sendable {
     /// (the applier-discard baseline of bench/cycle); the
     /// reconciler is off, since every row stays QUEUED. Not durable either.
     public var benchmarkDiscardApplier = false
+    /// RUNQUEUE_BENCHMARK_REBUILD=per-shard, for benchmarks only: every shard
+    /// a claim finds lost is rebuilt by a pass of its own over all active
+    /// rows, as before one pass served every lost shard (the baseline of
+    /// bench/rebuild).
+    public var benchmarkPerShardRebuild = false
 
     public init() {}
 }

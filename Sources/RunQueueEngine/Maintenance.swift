@@ -45,6 +45,9 @@ final class Maintenance {
     private var reconciling = false
     private var epochKnown = false
     private var rebuilding: Set<Int> = []
+    /// Shards found lost while a rebuild pass runs: the next pass takes them.
+    private var pending: Set<Int> = []
+    private var checkingEpochs = false
     /// Where the next pass starts (the durable watermark once read).
     private var reconcileCursor: RunRecords.RowPosition?
     /// The start-up checks (epochs, rebuilds, the first reconciler pass) are done.
@@ -52,13 +55,19 @@ final class Maintenance {
     private var closed = false
     /// False only for the benchmark mode that discards the applier's writes.
     private let reconciles: Bool
+    /// The benchmark baseline: a pass per lost shard (EngineConfig.benchmarkPerShardRebuild).
+    var perShardRebuild = false
     private var timers: [LoopTimer] = []
     /// Starts the next pass at once when the last one stopped behind.
     private let catchUp: LoopTimer
-    /// Called with the shards a rebuild restored (waiting claims may look again).
+    /// Called with the shards a rebuild pass ended for, rebuilt or not
+    /// (claims waiting for them look again).
     var onRebuilt: ((Set<Int>) -> Void)?
-    /// Called when a rebuild starts (claims should wait for it).
-    var onRebuildStarted: (() -> Void)?
+    /// Called with the shards the reconciler added runs to.
+    var onRunsAdded: ((Set<Int>) -> Void)?
+    /// Called with shards found lost (a rebuild of them is coming): a claim
+    /// that finds nothing waits for them instead of answering empty.
+    var onRebuildStarted: ((Set<Int>) -> Void)?
     /// Called once the start-up checks are done (every shard's epoch checked,
     /// the shards that lacked it rebuilt or their rebuild failed, the first
     /// reconciler pass from the watermark done or failed), and again
@@ -108,41 +117,81 @@ final class Maintenance {
     }
 
     private func checkEpochs() {
+        staleShards { [self] stale in
+            if stale.isEmpty { startupPass() } else { rebuild(stale) }
+        }
+    }
+
+    /// The shards whose Redis epoch is not the deployment's (asked at once, pipelined).
+    private func staleShards(_ completion: @escaping (Set<Int>) -> Void) {
         var stale: Set<Int> = []
         var left = store.shards.shardCount
         for shard in 0..<store.shards.shardCount {
             store.epoch(shard: shard) { [self] result in
                 if case .success(let value) = result, value != store.epoch { stale.insert(shard) }
                 left -= 1
-                guard left == 0 else { return }
-                if stale.isEmpty { startupPass() } else { rebuild(stale) }
+                if left == 0 { completion(stale) }
             }
         }
     }
 
-    /// A claim found a shard whose epoch does not match.
+    /// A claim found a shard whose epoch does not match: Redis lost (some of)
+    /// its state. Every shard is checked, and all that lost it are rebuilt
+    /// in one pass over the active rows; shards found while a pass runs wait
+    /// for the next one (never one full scan per shard).
     func epochMismatch(shard: Int) {
-        guard epochKnown else { return }
-        rebuild([shard])
+        guard epochKnown, !rebuilding.contains(shard) else { return }
+        if perShardRebuild {
+            rebuild([shard])
+            return
+        }
+        if !pending.contains(shard) {
+            pending.insert(shard)
+            onRebuildStarted?([shard])
+        }
+        startPendingRebuild()
+    }
+
+    private func startPendingRebuild() {
+        guard rebuilding.isEmpty, !checkingEpochs, !pending.isEmpty, !closed else { return }
+        checkingEpochs = true
+        staleShards { [self] stale in
+            checkingEpochs = false
+            let todo = pending.union(stale)
+            pending = []
+            rebuild(todo)
+        }
     }
 
     private func rebuild(_ shards: Set<Int>) {
         let todo = shards.subtracting(rebuilding)
         guard !todo.isEmpty else { return }
         rebuilding.formUnion(todo)
-        onRebuildStarted?()
+        onRebuildStarted?(todo)
         logger.notice("rebuilding Redis shards from PostgreSQL", metadata: ["shards": "\(todo.sorted())"])
-        rebuilder.rebuild(shards: todo, epoch: store.epoch, now: clock.nowMs()) { [self] result in
+        let begun = clock.nowMs()
+        var logged = 0
+        let progress: (Rebuilder.Report) -> Void = { [self] report in
+            guard report.scanned >= logged + 100_000 else { return }
+            logged = report.scanned
+            logger.info("rebuild progress", metadata: ["shards": "\(todo.count)", "scanned": "\(report.scanned)", "added": "\(report.added)",
+                                                        "elapsed_ms": "\(clock.nowMs() - begun)"])
+        }
+        rebuilder.rebuild(shards: todo, epoch: store.epoch, now: clock.nowMs(), progress: progress) { [self] result in
             rebuilding.subtract(todo)
             switch result {
             case .success(let report):
                 logger.notice("rebuild done", metadata: ["shards": "\(todo.sorted())", "scanned": "\(report.scanned)",
-                                                         "added": "\(report.added)", "limits": "\(report.limits)"])
-                onRebuilt?(todo)
+                                                         "added": "\(report.added)", "limits": "\(report.limits)",
+                                                         "elapsed_ms": "\(clock.nowMs() - begun)"])
             case .failure(let error):
                 logger.error("rebuild failed; retrying on the next claim", metadata: ["error": "\(error)"])
             }
-            if rebuilding.isEmpty {
+            // Held Dequeues look again either way (after a failure their claims find the shard lost again).
+            onRebuilt?(todo)
+            if !pending.isEmpty {
+                startPendingRebuild()
+            } else if rebuilding.isEmpty {
                 if started { onRedisChecked?() } else { startupPass() }
             }
         }
@@ -216,7 +265,7 @@ final class Maintenance {
                 guard case .success(let readded) = result else { reconciling = false; done(); return }
                 if readded > 0 {
                     logger.notice("reconciler re-added runs missing from Redis", metadata: ["runs": "\(readded)"])
-                    onRebuilt?(Set(page.queued.map { store.shards.shard(forEnvironment: $0.run.record.environmentID) }))
+                    onRunsAdded?(Set(page.queued.map { store.shards.shard(forEnvironment: $0.run.record.environmentID) }))
                 }
                 let limit = RunRecords.RowPosition(createdAt: settled, id: "")
                 reconcileCursor = max(reconcileCursor ?? cursor, min(page.end, limit))

@@ -181,6 +181,10 @@ public struct ServerConfig: Sendable {
                 config.benchmarkDiscardRecords = try boolean(value, key: "RUNQUEUE_BENCHMARK_DISCARD_RECORDS")
             }
         },
+        Key(env: "RUNQUEUE_BENCHMARK_REBUILD", flag: "--benchmark-rebuild") { config, value throws(ConfigError) in
+            guard value == "per-shard" else { throw ConfigError("RUNQUEUE_BENCHMARK_REBUILD must be per-shard, got \"\(value)\"") }
+            config.benchmarkPerShardRebuild = true
+        },
         Key(env: "RUN_ENGINE_TTL_SYSTEM_POLL_INTERVAL_MS", flag: "--ttl-poll-interval-ms") { config, value throws(ConfigError) in
             config.ttlPollIntervalMs = UInt64(try integer(value, key: "RUN_ENGINE_TTL_SYSTEM_POLL_INTERVAL_MS", in: 10...3_600_000))
         },
