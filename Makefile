@@ -1,14 +1,14 @@
 # runqueue — the two commands a newcomer needs:
 #   make run    install what is missing, start local Redis + PostgreSQL, build and run runqueued
 #   make test   the same set-up, then every check and test (what .ci/run calls)
-# Other targets: make setup | services | stop | build | test-unit | bench (bench-ping, bench-memory, bench-cycle, bench-expiry, bench-churn, bench-compare; see bench/README.md) | gen-proto | clean
+# Other targets: make setup | services | stop | build | test-unit | bench (bench-ping, bench-memory, bench-cycle, bench-expiry, bench-churn, bench-rebuild, bench-compare; see bench/README.md) | gen-proto | clean
 
 SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 SERVICES := scripts/services
 SERVICE_ENV = eval "$$($(SERVICES) env)"
 
-.PHONY: run test setup services stop build build-release check-generated test-swift test-unit test-python bench bench-ping bench-memory bench-cycle bench-expiry bench-churn bench-compare gen-proto clean
+.PHONY: run test setup services stop build build-release check-generated test-swift test-unit test-python bench bench-ping bench-memory bench-cycle bench-expiry bench-churn bench-rebuild bench-compare gen-proto clean
 
 run: setup services build-release
 	@$(SERVICE_ENV); echo "runqueued on $${RUNQUEUE_LISTEN:-127.0.0.1:7420} (Ctrl-C stops it; 'make stop' stops Redis and PostgreSQL)"; \
@@ -59,7 +59,7 @@ test-python: build
 	@$(SERVICE_ENV); cd clients/python && python3 -m pytest -q tests
 
 # Benchmarks print their figures next to a baseline measured in the same run (bench/README.md).
-bench: bench-ping bench-memory bench-cycle bench-expiry bench-churn bench-compare
+bench: bench-ping bench-memory bench-cycle bench-expiry bench-churn bench-rebuild bench-compare
 
 bench-ping: setup services build-release
 	swift build -c release --product runqueue-bench-ping
@@ -69,6 +69,12 @@ bench-ping: setup services build-release
 bench-memory: setup
 	swift build -c release --product runqueue-bench-memory
 	.build/release/runqueue-bench-memory
+
+# Runs/s restored after Redis lost everything under a running server, beside
+# the per-shard rebuild it replaced; its own redis-server and a new database.
+bench-rebuild: setup services build-release
+	swift build -c release --product runqueue-bench-rebuild
+	@$(SERVICE_ENV); .build/release/runqueue-bench-rebuild
 
 # Full-cycle runs/s through runqueued on the local Redis and PostgreSQL.
 bench-cycle: setup services build-release

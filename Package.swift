@@ -114,6 +114,11 @@ let package = Package(
             dependencies: ["BenchSupport", "RunQueueClient", "RunQueueCore", "RunQueueWire", "TestSupport", "UVLoop"],
             path: "bench/churn"
         ),
+        .executableTarget(
+            name: "runqueue-bench-rebuild",
+            dependencies: ["BenchSupport", "RunQueueClient", "RunQueueCore"],
+            path: "bench/rebuild"
+        ),
         .target(
             name: "BenchSupport",
             dependencies: ["RunQueueClient", "RunQueueCore", "UVLoop", .product(name: "Histogram", package: "hdrhistogram-swift")],

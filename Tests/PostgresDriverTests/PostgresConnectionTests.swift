@@ -328,6 +328,10 @@ import UVLoop
                 connection.query("SELECT pg_sleep(30)") { pending.append($0.failure) }
             }
         }
+        try await waitUntil("the backend runs the first query") {
+            try await killer.query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int AND wait_event = 'PgSleep'",
+                                   [.int64(Int64(pid))]).scalar == "1"
+        }
         let start = ContinuousClock.now
         let killed = try await killer.query("SELECT pg_terminate_backend($1::int)", [.int64(Int64(pid))])
         #expect(killed.scalar == "t")

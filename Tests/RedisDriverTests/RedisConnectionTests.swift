@@ -219,6 +219,10 @@ import UVLoop
             #expect(error != nil)
             #expect(ContinuousClock.now - sentAt < .seconds(20))
         }
+        // It keeps trying: a reconnect attempt is refused while Redis is down.
+        try await waitUntil("a reconnect attempt failed") {
+            log.all.contains { if case .disconnected(let e) = $0 { e.code == .connectFailed } else { false } }
+        }
 
         try redis.start()
         try await connection.waitUntilConnected(timeoutMs: 5_000)
