@@ -32,14 +32,18 @@ public struct OutboxEntry: Sendable, Equatable {
     public var runID: String
     public var attempt: UInt32
     public var timeMs: Int64
+    /// The shard's sequence (T:seq) after this entry; 0 when not known (an
+    /// entry built from a script's answer rather than read from the stream).
+    public var shardSequence: Int64
 
-    public init(id: String, op: Op, runID: String, attempt: UInt32, timeMs: Int64) {
+    public init(id: String, op: Op, runID: String, attempt: UInt32, timeMs: Int64, shardSequence: Int64 = 0) {
         self.id = id
         self.sequence = Self.sequence(ofEntryID: id)
         self.op = op
         self.runID = runID
         self.attempt = attempt
         self.timeMs = timeMs
+        self.shardSequence = shardSequence
     }
 
     public static func sequence(ofEntryID id: String) -> Int64 {
@@ -72,9 +76,10 @@ extension QueueStore {
                 var entries: [OutboxEntry] = []
                 for item in value.array ?? [] {
                     guard let pair = item.array, pair.count == 2, let id = pair[0].string, let fields = pair[1].array else { continue }
-                    // Fields o (op), r (run), a (attempt), t (time); matched
-                    // without a dictionary: this runs for every entry.
-                    var opText: String?, run: String?, attemptText: String?, timeText: String?
+                    // Fields o (op), r (run), a (attempt), t (time), s (the
+                    // shard's sequence); matched without a dictionary: this
+                    // runs for every entry.
+                    var opText: String?, run: String?, attemptText: String?, timeText: String?, seqText: String?
                     for i in stride(from: 0, to: fields.count - 1, by: 2) {
                         guard let k = fields[i].string, let v = fields[i + 1].string else { continue }
                         switch k {
@@ -82,6 +87,7 @@ extension QueueStore {
                         case "r": run = v
                         case "a": attemptText = v
                         case "t": timeText = v
+                        case "s": seqText = v
                         default: break
                         }
                     }
@@ -97,7 +103,8 @@ extension QueueStore {
                     for (runBytes, attemptBytes) in zip(runs, attempts) {
                         guard let runID = String(runBytes), !runID.isEmpty,
                               let attempt = String(attemptBytes).flatMap(UInt32.init) else { continue }
-                        entries.append(OutboxEntry(id: id, op: op, runID: runID, attempt: attempt, timeMs: time))
+                        entries.append(OutboxEntry(id: id, op: op, runID: runID, attempt: attempt, timeMs: time,
+                                                   shardSequence: seqText.flatMap(Int64.init) ?? 0))
                     }
                 }
                 completion(.success(entries))
@@ -136,16 +143,61 @@ extension QueueStore {
 
 extension QueueStore {
     /// A shard's epoch in Redis, or nil when it has none (fresh or lost).
-    public func epoch(shard: Int, _ completion: @escaping (Result<String?, QueueStoreError>) -> Void) {
-        redis.evalScript(scripts.epoch, keys: [tag(shard: shard) + ":epoch"], args: ["get"]) { result in
-            completion(result.map { $0.string }.mapError { Self.map($0, doing: "read the epoch") })
+    /// A shard's epoch (nil: missing) and sequence (0: missing).
+    public func epoch(shard: Int, _ completion: @escaping (Result<(epoch: String?, sequence: Int64), QueueStoreError>) -> Void) {
+        let tag = tag(shard: shard)
+        redis.evalScript(scripts.epoch, keys: [tag + ":epoch", tag + ":seq"], args: ["get"]) { result in
+            completion(result.map { value in
+                let parts = value.array ?? []
+                return (parts.first?.string, parts.count > 1 ? parts[1].int ?? 0 : 0)
+            }.mapError { Self.map($0, doing: "read the epoch") })
         }
     }
 
-    public func setEpoch(shard: Int, _ value: String, _ completion: @escaping (Result<Void, QueueStoreError>) -> Void) {
-        redis.evalScript(scripts.epoch, keys: [tag(shard: shard) + ":epoch"], args: ["set", value]) { result in
+    /// Sets a shard's epoch, and raises its sequence to `appliedSequence` (what PostgreSQL applied last).
+    public func setEpoch(shard: Int, _ value: String, appliedSequence: Int64 = 0, _ completion: @escaping (Result<Void, QueueStoreError>) -> Void) {
+        let tag = tag(shard: shard)
+        redis.evalScript(scripts.epoch, keys: [tag + ":epoch", tag + ":seq"], args: ["set", value, String(appliedSequence)]) { result in
             completion(result.map { _ in () }.mapError { Self.map($0, doing: "set the epoch") })
         }
+    }
+
+    /// Deletes every key of a shard (its state went back in time and is
+    /// rebuilt from PostgreSQL), batch by batch with SCAN; the deployment's
+    /// facts kept in shard 0 (`{rq0}:meta:*`) stay.
+    public func wipe(shard: Int, _ completion: @escaping (Result<Int, QueueStoreError>) -> Void) {
+        let tag = tag(shard: shard)
+        var deleted = 0
+        func scan(_ cursor: String) {
+            redis.send(["SCAN", cursor, "MATCH", tag + ":*", "COUNT", "1000"].map { Array($0.utf8) }) { [redis] result in
+                let parts: [RedisValue]
+                switch result {
+                case .failure(let error):
+                    completion(.failure(Self.map(error, doing: "wipe the shard")))
+                    return
+                case .success(let value):
+                    parts = value.array ?? []
+                }
+                guard parts.count == 2, let next = parts[0].string, let keys = parts[1].array?.compactMap(\.string) else {
+                    completion(.failure(QueueStoreError(.internal, "SCAN answered something else")))
+                    return
+                }
+                let doomed = keys.filter { !$0.hasPrefix(tag + ":meta:") }
+                let proceed = {
+                    deleted += doomed.count
+                    if next == "0" { completion(.success(deleted)) } else { scan(next) }
+                }
+                guard !doomed.isEmpty else { proceed(); return }
+                redis.send((["UNLINK"] + doomed).map { Array($0.utf8) }) { result in
+                    if case .failure(let error) = result {
+                        completion(.failure(Self.map(error, doing: "wipe the shard")))
+                    } else {
+                        proceed()
+                    }
+                }
+            }
+        }
+        scan("0")
     }
 
     /// Which of these runs the shard holds in any form (queued, in flight, finishing).

@@ -31,8 +31,11 @@ public final class Rebuilder {
         public var limits = 0
     }
 
-    /// Rebuilds `shards`; `progress` is called after every page.
-    public func rebuild(shards: Set<Int>, epoch: String, now: Int64,
+    /// Rebuilds `shards`; `progress` is called after every page. The shards
+    /// in `wipe` (their Redis went back in time) are emptied first, so none
+    /// of their stale state stays; each shard's sequence ends at least at
+    /// `appliedSequences` (what PostgreSQL applied last).
+    public func rebuild(shards: Set<Int>, wipe: Set<Int> = [], appliedSequences: [Int: Int64] = [:], epoch: String, now: Int64,
                         progress: @escaping (Report) -> Void = { _ in },
                         _ completion: @escaping (Result<Report, QueueStoreError>) -> Void) {
         var report = Report()
@@ -97,14 +100,28 @@ public final class Rebuilder {
             if left == 0 { completion(.success(report)); return }
             var failed: QueueStoreError?
             for shard in shards {
-                store.setEpoch(shard: shard, epoch) { result in
+                store.setEpoch(shard: shard, epoch, appliedSequence: appliedSequences[shard] ?? 0) { result in
                     if case .failure(let error) = result { failed = error }
                     left -= 1
                     if left == 0 { completion(failed.map { .failure($0) } ?? .success(report)) }
                 }
             }
         }
-        records.activeRuns(after: "", within: nil, limit: pageSize, handle)
+        let wiped = wipe.intersection(shards)
+        guard !wiped.isEmpty else {
+            records.activeRuns(after: "", within: nil, limit: pageSize, handle)
+            return
+        }
+        var left = wiped.count
+        var failed: QueueStoreError?
+        for shard in wiped {
+            store.wipe(shard: shard) { [self] result in
+                if case .failure(let error) = result { failed = error }
+                left -= 1
+                guard left == 0 else { return }
+                if let failed { completion(.failure(failed)) } else { records.activeRuns(after: "", within: nil, limit: pageSize, handle) }
+            }
+        }
     }
 
     /// Re-adds the runs of these rows that Redis holds in no form and whose

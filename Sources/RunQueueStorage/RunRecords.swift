@@ -278,14 +278,15 @@ public final class RunRecords: @unchecked Sendable {
     /// whole new state, and UPDATE ... FROM applies one source row per row).
     /// Expiries (E) go in the same transaction through expireSQL, after the
     /// append lock is taken.
-    public func apply(_ entries: [OutboxEntry], _ completion: @escaping (Result<Void, QueueStoreError>) -> Void) {
+    public func apply(_ entries: [OutboxEntry], progress: [Int: Int64] = [:],
+                      _ completion: @escaping (Result<Void, QueueStoreError>) -> Void) {
         var newest: [String: OutboxEntry] = [:]
         for entry in entries {
             if let known = newest[entry.runID], known.sequence >= entry.sequence { continue }
             newest[entry.runID] = entry
         }
         let all = Array(newest.values)
-        guard !all.isEmpty, !discardWrites, !discardApplies else { completion(.success(())); return }
+        guard !all.isEmpty || !progress.isEmpty, !discardWrites, !discardApplies else { completion(.success(())); return }
         let expired = all.filter { $0.op == .expired }
         let list = all.filter { $0.op != .expired }
         // Applies of every server run one at a time: two appliers draining
@@ -308,8 +309,31 @@ public final class RunRecords: @unchecked Sendable {
             ]))
             statements.append(PostgresStatement("SELECT pg_notify($1, '')", [.text(Self.expiryChannel)]))
         }
+        if !progress.isEmpty {
+            let shards = progress.keys.sorted()
+            statements.append(PostgresStatement(Self.progressSQL, [.int64Array(shards.map(Int64.init)), .int64Array(shards.map { progress[$0] ?? 0 })]))
+        }
         applier.transaction(statements) { result in
             completion(result.map { _ in () }.mapError { Self.map($0, doing: "apply queue changes") })
+        }
+    }
+
+    /// Records the highest outbox sequence applied per shard (never lowers it).
+    static let progressSQL = """
+        INSERT INTO shard_progress (shard, applied_seq) SELECT * FROM unnest($1::int8[], $2::int8[])
+        ON CONFLICT (shard) DO UPDATE SET applied_seq = GREATEST(shard_progress.applied_seq, EXCLUDED.applied_seq)
+        """
+
+    /// The highest outbox sequence applied per shard (shards never applied are absent).
+    public func shardProgress(_ completion: @escaping (Result<[Int: Int64], QueueStoreError>) -> Void) {
+        reader.query("SELECT shard, applied_seq FROM shard_progress") { result in
+            completion(result.map { rows in
+                var out: [Int: Int64] = [:]
+                for row in rows.rows {
+                    if let shard = row[0].flatMap({ Int($0) }), let seq = row[1].flatMap({ Int64($0) }) { out[shard] = seq }
+                }
+                return out
+            }.mapError { Self.map($0, doing: "read the applied sequences") })
         }
     }
 

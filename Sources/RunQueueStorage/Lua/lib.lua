@@ -31,7 +31,10 @@
 --   T:leases   ZSET  R -> lease deadline ms
 --   T:outbox   STREAM every change after creation, for PostgreSQL:
 --                    o = op (D dequeued, Q queued again, C completed,
---                    X dead-lettered, E expired), r = run, a = attempt, t = ms
+--                    X dead-lettered, E expired), r = run, a = attempt, t = ms,
+--                    s = the shard's sequence after this entry
+--   T:seq      STRING the shard's sequence: advanced by every outbox entry
+--                    (PostgreSQL records the highest it applied)
 --   T:fin      HASH  R -> op SEP attempt SEP entry id: runs that left the
 --                    queue (completed, dead-lettered, expired) whose entry
 --                    PostgreSQL has not applied yet ("finishing")
@@ -101,17 +104,23 @@ local function k_var(tag, V, suffix) return tag .. ':v:' .. V .. ':' .. suffix e
 local function k_wq(tag, W) return tag .. ':wq:' .. W end
 local function k_wqe(tag, W, E) return tag .. ':wq:' .. W .. ':e:' .. E end
 
--- Appends a change to the shard's outbox; returns the entry id.
+-- Appends a change to the shard's outbox; returns the entry id. Every entry
+-- advances the shard's sequence (T:seq) and carries it (field s): PostgreSQL
+-- records the highest it applied, so a Redis restored from an older
+-- snapshot, whose sequence is behind that, is found and rebuilt.
 local function outbox(tag, op, R, attempt, now)
-  return redis.call('XADD', tag .. ':outbox', '*', 'o', op, 'r', R, 'a', string.format('%d', attempt), 't', string.format('%d', now))
+  local s = redis.call('INCR', tag .. ':seq')
+  return redis.call('XADD', tag .. ':outbox', '*', 'o', op, 'r', R, 'a', string.format('%d', attempt), 't', string.format('%d', now),
+                    's', string.format('%d', s))
 end
 
 -- One entry for many runs changed the same way by one script call: their
 -- ids and attempts joined by SEP, in the same order (a single run is the
 -- same entry with one of each). One XADD per call instead of one per run.
 local function outbox_many(tag, op, runs, attempts, now)
+  local s = redis.call('INCR', tag .. ':seq')
   return redis.call('XADD', tag .. ':outbox', '*', 'o', op, 'r', table.concat(runs, SEP),
-                    'a', table.concat(attempts, SEP), 't', string.format('%d', now))
+                    'a', table.concat(attempts, SEP), 't', string.format('%d', now), 's', string.format('%d', s))
 end
 
 -- Marks a run that left the queue as finishing until its entry is applied.
