@@ -118,6 +118,13 @@ final class DequeueCoordinator {
     /// Long polls waiting for runs now.
     var waitingCount: Int { waiters.values.reduce(0) { $0 + $1.count } }
 
+    /// Every shard is being checked (Redis reconnected): hold Dequeues until `openGate`.
+    func closeGate() {
+        guard gated == nil, !draining else { return }
+        gated = []
+        armGateTimer()
+    }
+
     /// Shards found lost; their rebuild is coming.
     func rebuildStarted(_ shards: Set<Int>) {
         rebuildingShards.formUnion(shards)
@@ -140,6 +147,7 @@ final class DequeueCoordinator {
         for call in waiting where !call.context.isCancelled {
             dequeue(call.request, leaseMs: call.leaseMs, call.context, held: call.held)
         }
+        for workerQueue in Array(waiters.keys) { serve(workerQueue) }
     }
 
     // MARK: Dequeue
@@ -207,7 +215,8 @@ final class DequeueCoordinator {
 
     /// Serves the waiters of `workerQueue` in arrival order while claims find runs.
     private func serve(_ workerQueue: String) {
-        guard !serving.contains(workerQueue), let waiter = waiters[workerQueue]?.popFirst() else { return }
+        // While the gate is closed no claim runs: it opens with a pass over every waiter.
+        guard gated == nil, !serving.contains(workerQueue), let waiter = waiters[workerQueue]?.popFirst() else { return }
         if waiters[workerQueue]?.isEmpty == true { waiters[workerQueue] = nil }
         waiter.waiting = false
         serving.insert(workerQueue)

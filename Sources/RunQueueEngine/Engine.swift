@@ -75,6 +75,8 @@ public final class Engine {
         maintenance.onRunsAdded = { shards in dequeue.runsAdded(shards: shards) }
         maintenance.onRebuildStarted = { shards in dequeue.rebuildStarted(shards) }
         maintenance.onRedisChecked = { dequeue.openGate() }
+        maintenance.onCheckStarted = { dequeue.closeGate() }
+        stores.onRedisReconnect = { maintenance.redisReconnected() }
         dequeue.onEpochMismatch = { shard in maintenance.epochMismatch(shard: shard) }
         stores.onPostgresReady = { maintenance.postgresReady() }
         self.maintenance = maintenance

@@ -48,6 +48,8 @@ final class Maintenance {
     /// Shards found lost while a rebuild pass runs: the next pass takes them.
     private var pending: Set<Int> = []
     private var checkingEpochs = false
+    /// The highest outbox sequence PostgreSQL applied per shard, as last read.
+    private var appliedSequences: [Int: Int64] = [:]
     /// Where the next pass starts (the durable watermark once read).
     private var reconcileCursor: RunRecords.RowPosition?
     /// The start-up checks (epochs, rebuilds, the first reconciler pass) are done.
@@ -65,6 +67,9 @@ final class Maintenance {
     var onRebuilt: ((Set<Int>) -> Void)?
     /// Called with the shards the reconciler added runs to.
     var onRunsAdded: ((Set<Int>) -> Void)?
+    /// Called when every shard is about to be checked again (Redis
+    /// reconnected): Dequeues wait for `onRedisChecked`.
+    var onCheckStarted: (() -> Void)?
     /// Called with shards found lost (a rebuild of them is coming): a claim
     /// that finds nothing waits for them instead of answering empty.
     var onRebuildStarted: ((Set<Int>) -> Void)?
@@ -117,20 +122,58 @@ final class Maintenance {
     }
 
     private func checkEpochs() {
-        staleShards { [self] stale in
-            if stale.isEmpty { startupPass() } else { rebuild(stale) }
+        checkShards { [self] check in
+            if check.stale.isEmpty { startupPass() } else { rebuild(check.stale, wipe: check.behind) }
         }
     }
 
-    /// The shards whose Redis epoch is not the deployment's (asked at once, pipelined).
-    private func staleShards(_ completion: @escaping (Set<Int>) -> Void) {
-        var stale: Set<Int> = []
-        var left = store.shards.shardCount
-        for shard in 0..<store.shards.shardCount {
-            store.epoch(shard: shard) { [self] result in
-                if case .success(let value) = result, value != store.epoch { stale.insert(shard) }
-                left -= 1
-                if left == 0 { completion(stale) }
+    /// What a check of every shard found: shards without the deployment's
+    /// epoch (lost), and shards with it whose sequence is behind what
+    /// PostgreSQL applied (restored from an older snapshot).
+    private struct ShardCheck {
+        var lost: Set<Int> = []
+        var behind: Set<Int> = []
+        var stale: Set<Int> { lost.union(behind) }
+    }
+
+    /// Reads what PostgreSQL applied per shard, then every shard's epoch and
+    /// sequence at once (pipelined). A shard Redis does not answer for counts
+    /// as neither (its claims will tell).
+    private func checkShards(_ completion: @escaping (ShardCheck) -> Void) {
+        records.shardProgress { [self] result in
+            if case .success(let applied) = result { appliedSequences = applied }
+            var check = ShardCheck()
+            var left = store.shards.shardCount
+            for shard in 0..<store.shards.shardCount {
+                store.epoch(shard: shard) { [self] result in
+                    if case .success(let state) = result {
+                        if state.epoch != store.epoch {
+                            check.lost.insert(shard)
+                        } else if state.sequence < appliedSequences[shard] ?? 0 {
+                            check.behind.insert(shard)
+                        }
+                    }
+                    left -= 1
+                    if left == 0 { completion(check) }
+                }
+            }
+        }
+    }
+
+    /// Redis answered again after a disconnect: it may have restarted from an
+    /// older snapshot (its epoch intact, its sequences behind). Dequeues are
+    /// held while every shard is checked, and stale shards are rebuilt.
+    func redisReconnected() {
+        guard started, epochKnown, !closed else { return }
+        onCheckStarted?()
+        checkShards { [self] check in
+            if !check.behind.isEmpty {
+                logger.warning("Redis went back in time: shards behind what PostgreSQL applied", metadata: ["shards": "\(check.behind.sorted())"])
+            }
+            if check.stale.isEmpty {
+                if rebuilding.isEmpty { onRedisChecked?() }
+            } else {
+                rebuild(check.stale, wipe: check.behind)
             }
         }
     }
@@ -142,7 +185,7 @@ final class Maintenance {
     func epochMismatch(shard: Int) {
         guard epochKnown, !rebuilding.contains(shard) else { return }
         if perShardRebuild {
-            rebuild([shard])
+            rebuild([shard], wipe: [])
             return
         }
         if !pending.contains(shard) {
@@ -155,20 +198,21 @@ final class Maintenance {
     private func startPendingRebuild() {
         guard rebuilding.isEmpty, !checkingEpochs, !pending.isEmpty, !closed else { return }
         checkingEpochs = true
-        staleShards { [self] stale in
+        checkShards { [self] check in
             checkingEpochs = false
-            let todo = pending.union(stale)
+            let todo = pending.union(check.stale)
             pending = []
-            rebuild(todo)
+            rebuild(todo, wipe: check.behind)
         }
     }
 
-    private func rebuild(_ shards: Set<Int>) {
+    /// Rebuilds `shards` in one pass; those in `wipe` are emptied first.
+    private func rebuild(_ shards: Set<Int>, wipe: Set<Int>) {
         let todo = shards.subtracting(rebuilding)
         guard !todo.isEmpty else { return }
         rebuilding.formUnion(todo)
         onRebuildStarted?(todo)
-        logger.notice("rebuilding Redis shards from PostgreSQL", metadata: ["shards": "\(todo.sorted())"])
+        logger.notice("rebuilding Redis shards from PostgreSQL", metadata: ["shards": "\(todo.sorted())", "wiped_first": "\(wipe.sorted())"])
         let begun = clock.nowMs()
         var logged = 0
         let progress: (Rebuilder.Report) -> Void = { [self] report in
@@ -177,7 +221,8 @@ final class Maintenance {
             logger.info("rebuild progress", metadata: ["shards": "\(todo.count)", "scanned": "\(report.scanned)", "added": "\(report.added)",
                                                         "elapsed_ms": "\(clock.nowMs() - begun)"])
         }
-        rebuilder.rebuild(shards: todo, epoch: store.epoch, now: clock.nowMs(), progress: progress) { [self] result in
+        rebuilder.rebuild(shards: todo, wipe: wipe, appliedSequences: appliedSequences, epoch: store.epoch, now: clock.nowMs(),
+                          progress: progress) { [self] result in
             rebuilding.subtract(todo)
             switch result {
             case .success(let report):

@@ -222,7 +222,12 @@ final class OutboxApplier {
             }
         }
         guard !work.isEmpty else { passDone(); return }
-        records.apply(work.flatMap(\.plan.write)) { [unowned self] applied in
+        // The highest shard sequence each shard's pass leaves applied (or superseded).
+        var progress: [Int: Int64] = [:]
+        for item in work {
+            if let top = item.plan.done.map(\.shardSequence).max(), top > 0 { progress[todo[item.index]] = top }
+        }
+        records.apply(work.flatMap(\.plan.write), progress: progress) { [unowned self] applied in
             if case .failure(let error) = applied {
                 for item in work { failed(todo[item.index], error: "\(error)") }
                 passDone()

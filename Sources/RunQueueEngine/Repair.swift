@@ -69,9 +69,12 @@ public enum Repair {
                     case .failure(let error):
                         continuation.resume(returning: .failure(error))
                     case .success(let epoch):
-                        Rebuilder(store: store, records: records).rebuild(
-                            shards: Set(0..<shards), epoch: epoch, now: now,
-                            progress: { progress(Report($0)) }) { continuation.resume(returning: $0) }
+                        // Each shard's sequence ends at least where PostgreSQL's applied one is.
+                        records.shardProgress { applied in
+                            Rebuilder(store: store, records: records).rebuild(
+                                shards: Set(0..<shards), appliedSequences: (try? applied.get()) ?? [:], epoch: epoch, now: now,
+                                progress: { progress(Report($0)) }) { continuation.resume(returning: $0) }
+                        }
                     }
                 }
             }

@@ -35,6 +35,9 @@ final class Stores {
     private let onFatal: (String) -> Void
     /// Called when the wake channel (re)connects: announcements may have been missed.
     var onWakeReconnect: (() -> Void)?
+    /// The main Redis connection is back after a disconnect.
+    var onRedisReconnect: (() -> Void)?
+    private var redisWasConnected = false
     var onAnnouncement: (([UInt8]) -> Void)?
     /// PostgreSQL became ready (connected, migrated, shard count agreed).
     var onPostgresReady: (() -> Void)?
@@ -65,6 +68,8 @@ final class Stores {
             case .connected:
                 logger.info("redis connected", metadata: ["redis": "\(redis.config.host):\(redis.config.port)"])
                 checkRedisShardCount()
+                if redisWasConnected { onRedisReconnect?() }
+                redisWasConnected = true
             case .disconnected(let error):
                 logger.warning("redis unreachable; retrying", metadata: ["error": "\(error.message)"])
             default:
