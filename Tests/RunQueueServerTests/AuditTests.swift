@@ -15,6 +15,8 @@ import TestSupport
             /// Every delivery: the run and when its Dequeue was sent.
             var deliveries: [(runID: String, sentAt: ContinuousClock.Instant)] = []
             var enqueued: Set<Int> = []
+            /// Acks sent, answered or not (an ack cut by a kill may have landed).
+            var acksSent = 0
         }
         let state = Mutex(State())
         /// The load stops.
@@ -28,14 +30,19 @@ import TestSupport
 
     /// 10,000 runs (8,000 worked: ack 80 %, nack 15 %, 5 % left to lapse;
     /// 2,000 with ttl 2s that nobody dequeues) under 20 kill -9 of the
-    /// server and 5 of Redis (which loses everything: a rebuild from
-    /// PostgreSQL each time). Afterwards every run acked is COMPLETED and
+    /// server, 5 of Redis (which loses everything: a rebuild from
+    /// PostgreSQL each time) and 3 outages of PostgreSQL (every connection
+    /// to it cut, then back). Afterwards every run acked is COMPLETED and
     /// was never delivered by a Dequeue sent after its ack answered, every
     /// expiring run is EXPIRED with exactly one event, and no run is lost.
-    @Test func aMixedLoadUnderTwentyServerKillsAndFiveRedisKillsLosesNothingAndDoublesNothing() async throws {
+    @Test func aMixedLoadUnderServerKillsRedisKillsAndPostgreSQLOutagesLosesNothingAndDoublesNothing() async throws {
         let stack = try TestStack()
-        let server = ServerProcess(stack: stack, ["RUNQUEUE_DEFAULT_ENV_CONCURRENCY_LIMIT": "1000000", "RUNQUEUE_MAX_ATTEMPTS": "1000",
-                                                  "RUN_ENGINE_TTL_SYSTEM_POLL_INTERVAL_MS": "200"])
+        // The server reaches PostgreSQL through a proxy the test can cut (OutageTests).
+        let proxy = try TCPProxy(upstreamPort: OutageTests.postgresPort)
+        defer { proxy.shutdownAll() }
+        let server = ServerProcess(redisURL: stack.redisURL, databaseURL: OutageTests.url(stack.databaseURL, port: proxy.port),
+                                   ["RUNQUEUE_DEFAULT_ENV_CONCURRENCY_LIMIT": "1000000", "RUNQUEUE_MAX_ATTEMPTS": "1000",
+                                    "RUN_ENGINE_TTL_SYSTEM_POLL_INTERVAL_MS": "200"])
         try server.launch()
         defer { server.kill() }
         _ = try await server.connect()
@@ -78,6 +85,7 @@ import TestSupport
                             guard choice < 95 else { continue }
                             group.addTask {
                                 if choice < 80 {
+                                    ledger.state.withLock { $0.acksSent += 1 }
                                     if (try? await client.ack(m)) == true {
                                         ledger.state.withLock { $0.ackedAt[m.runID] = ContinuousClock.now }
                                     }
@@ -93,10 +101,23 @@ import TestSupport
 
         // The crashes: 20 of the server, 5 of Redis among them, spread over the load.
         for round in 0..<20 {
-            // Spread over the load: the next kill once a 22nd more of the worked runs is acked.
+            // Spread over the load: the next crash once acks for a 22nd more of the worked runs were sent.
             let progress = (round + 1) * (Self.total - Self.expiring) / 22
-            try await waitUntil("round \(round): \(progress) runs acked", within: .seconds(300)) {
-                ledger.state.withLock { $0.ackedAt.count } >= progress
+            try await waitUntil("round \(round): \(progress) acks sent", within: .seconds(300)) {
+                ledger.state.withLock { $0.acksSent } >= progress
+            }
+            if round % 7 == 3 {
+                // PostgreSQL goes away under the running server, until the server has seen it, then comes back.
+                proxy.cut()
+                try await waitUntil("the server sees PostgreSQL gone") {
+                    do {
+                        _ = try await client.getRun(runID: n("probe"))
+                        return false
+                    } catch {
+                        return (error as? RunQueueError)?.code == .unavailable
+                    }
+                }
+                proxy.restore()
             }
             server.kill()
             if round % 4 == 1 {

@@ -209,12 +209,25 @@ import TestSupport
         defer { server.kill() }
         let client = try await server.connect()
         let n = Names()
-        // Widen the window between the row and Redis: the insert of this run
-        // sleeps in its transaction; Redis goes away while it sleeps, so the
-        // commit succeeds and the Redis add right after it fails.
+        // Hold the insert of this run inside its transaction: its trigger
+        // waits for an advisory lock this test holds. Redis goes away while
+        // it waits; then the lock is let go, so the commit succeeds and the
+        // Redis add right after it fails.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        holder.arguments = ["psql", database.url + "?application_name=rq_lock_holder", "-q", "-v", "ON_ERROR_STOP=1"]
+        let input = Pipe()
+        holder.standardInput = input
+        holder.standardOutput = FileHandle.nullDevice
+        holder.standardError = FileHandle.nullDevice
+        try holder.run()
+        input.fileHandleForWriting.write(Data("SELECT pg_advisory_lock(4242);\n".utf8))
+        try await waitUntil("the test holds the lock") {
+            try psql(database.url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND granted") == "1"
+        }
         try psql(database.url, """
-            CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$;
-            CREATE TRIGGER slow BEFORE INSERT ON runs FOR EACH ROW EXECUTE FUNCTION slow_insert();
+            CREATE FUNCTION held_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NEW; END $$;
+            CREATE TRIGGER held BEFORE INSERT ON runs FOR EACH ROW EXECUTE FUNCTION held_insert();
             """)
         async let first: Result<EnqueueResponse, RunQueueError> = {
             do throws(RunQueueError) {
@@ -226,14 +239,17 @@ import TestSupport
                 return .failure(error)
             }
         }()
-        let sleeping = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE 'INSERT INTO runs%'"
-        try await waitUntil("the insert sleeps in its transaction") { try psql(database.url, sleeping) == "1" }
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO runs%'"
+        try await waitUntil("the insert waits in its transaction") { try psql(database.url, waiting) == "1" }
         proxy.cut()
+        input.fileHandleForWriting.write(Data("SELECT pg_advisory_unlock(4242);\n".utf8))
+        try input.fileHandleForWriting.close()
+        holder.waitUntilExit()
         guard case .failure(let error) = await first else { Issue.record("enqueue succeeded with Redis down"); return }
         #expect(error.code == .unavailable)
         #expect(error.message == "recorded, not yet queued; retry with the same run_id")
         #expect(try psql(database.url, "SELECT status FROM runs WHERE id = '\(n("a"))'") == "QUEUED")
-        try psql(database.url, "DROP TRIGGER slow ON runs")
+        try psql(database.url, "DROP TRIGGER held ON runs")
 
         proxy.restore()
         let stats = try await waitFor("Redis answers again") { () async -> QueueStatsResponse? in
