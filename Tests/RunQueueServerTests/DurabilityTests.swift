@@ -265,29 +265,20 @@ import UVLoop
         // 5 s a commit is otherwise given, while passes run every 200 ms. The
         // watermark stays behind the open transaction, so the row is found
         // once it commits.
-        let writer = Process()
-        writer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        writer.arguments = ["psql", database.url + "?application_name=rq_slow_commit", "-q", "-v", "ON_ERROR_STOP=1"]
-        let input = Pipe()
-        writer.standardInput = input
-        writer.standardOutput = FileHandle.nullDevice
-        writer.standardError = FileHandle.nullDevice
-        try writer.run()
+        let writer = try PsqlSession(database.url, applicationName: "rq_slow_commit")
         let created = nowMs()
-        input.fileHandleForWriting.write(Data("""
+        writer.send("""
             BEGIN;
             INSERT INTO runs (id, org_id, project_id, environment_id, environment_type, queue, concurrency_key,
                               task_identifier, worker_queue, queue_timestamp, created_at, updated_at)
             VALUES ('\(n("slow"))', '\(n("org"))', '\(n("proj"))', '\(n("env"))', 4, 'q', '', 'task', '\(n("wq"))', \(created), \(created), \(created));
-
-            """.utf8))
+            """)
         try await waitUntil("the slow transaction holds its row") {
             try database.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rq_slow_commit' AND backend_xid IS NOT NULL") == "1"
         }
         try await waitUntil("passes ran past the row's creation time and its grace") { nowMs() > created + 6_000 }
-        input.fileHandleForWriting.write(Data("COMMIT;\n".utf8))
-        try input.fileHandleForWriting.close()
-        writer.waitUntilExit()
+        writer.send("COMMIT;")
+        writer.end()
         let slow = try await waitFor("the slowly committed row to be queued") {
             let got = try await client.dequeue(n("wq"), wait: 3000)
             return got.isEmpty ? nil : got

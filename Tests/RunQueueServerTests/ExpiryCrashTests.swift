@@ -87,15 +87,8 @@ import UVLoop
         _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a", ttl: "1s"))))
 
         // Another session locks the run's row: the applier's UPDATE waits on it.
-        let locker = Process()
-        locker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        locker.arguments = ["psql", database.url + "?application_name=rq_row_locker", "-q"]
-        let input = Pipe()
-        locker.standardInput = input
-        locker.standardOutput = FileHandle.nullDevice
-        locker.standardError = FileHandle.nullDevice
-        try locker.run()
-        input.fileHandleForWriting.write(Data("BEGIN;\nSELECT id FROM runs WHERE id = '\(n("a"))' FOR UPDATE;\n".utf8))
+        let locker = try PsqlSession(database.url, applicationName: "rq_row_locker")
+        locker.send("BEGIN;\nSELECT id FROM runs WHERE id = '\(n("a"))' FOR UPDATE;")
         try await waitUntil("the row is locked") {
             try database.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rq_row_locker' AND state = 'idle in transaction'") == "1"
         }
@@ -120,9 +113,8 @@ import UVLoop
 
         server.kill()
         await client.close()
-        input.fileHandleForWriting.write(Data("COMMIT;\n".utf8))
-        try input.fileHandleForWriting.close()
-        locker.waitUntilExit()
+        locker.send("COMMIT;")
+        locker.end()
         try server.launch()
         client = try await server.connect()
 

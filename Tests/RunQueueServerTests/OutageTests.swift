@@ -213,15 +213,8 @@ import TestSupport
         // waits for an advisory lock this test holds. Redis goes away while
         // it waits; then the lock is let go, so the commit succeeds and the
         // Redis add right after it fails.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        holder.arguments = ["psql", database.url + "?application_name=rq_lock_holder", "-q", "-v", "ON_ERROR_STOP=1"]
-        let input = Pipe()
-        holder.standardInput = input
-        holder.standardOutput = FileHandle.nullDevice
-        holder.standardError = FileHandle.nullDevice
-        try holder.run()
-        input.fileHandleForWriting.write(Data("SELECT pg_advisory_lock(4242);\n".utf8))
+        let holder = try PsqlSession(database.url, applicationName: "rq_lock_holder")
+        holder.send("SELECT pg_advisory_lock(4242);")
         try await waitUntil("the test holds the lock") {
             try psql(database.url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND granted") == "1"
         }
@@ -242,9 +235,8 @@ import TestSupport
         let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO runs%'"
         try await waitUntil("the insert waits in its transaction") { try psql(database.url, waiting) == "1" }
         proxy.cut()
-        input.fileHandleForWriting.write(Data("SELECT pg_advisory_unlock(4242);\n".utf8))
-        try input.fileHandleForWriting.close()
-        holder.waitUntilExit()
+        holder.send("SELECT pg_advisory_unlock(4242);")
+        holder.end()
         guard case .failure(let error) = await first else { Issue.record("enqueue succeeded with Redis down"); return }
         #expect(error.code == .unavailable)
         #expect(error.message == "recorded, not yet queued; retry with the same run_id")

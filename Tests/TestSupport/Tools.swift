@@ -60,3 +60,34 @@ public func waitFor<T>(_ what: @autoclosure () -> String, within: Duration = .se
         try await Task.sleep(for: every)
     }
 }
+
+/// A psql session kept open and fed statements one at a time, to hold a
+/// lock or a transaction open while the test does something else; `end()`
+/// closes its input (psql ends, committing nothing left open) and waits.
+public final class PsqlSession: @unchecked Sendable {
+    private let process = Process()
+    private let input = Pipe()
+
+    /// `applicationName` lets the test find the session in pg_stat_activity.
+    public init(_ databaseURL: String, applicationName: String) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["psql", databaseURL + "?application_name=" + applicationName, "-q", "-v", "ON_ERROR_STOP=1"]
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning { process.terminate() }
+    }
+
+    public func send(_ sql: String) {
+        input.fileHandleForWriting.write(Data((sql + "\n").utf8))
+    }
+
+    public func end() {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}
