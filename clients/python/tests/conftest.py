@@ -23,17 +23,23 @@ def _free_port() -> int:
 
 
 def _wait_until_ready(proc: subprocess.Popen, port: int, deadline: float) -> None:
-    """Until a queue call succeeds: the server answers UNAVAILABLE for a moment
-    after it starts, while its Redis connection comes up."""
+    """Until the engine answers: the server answers UNAVAILABLE for a moment
+    after it starts, while it connects to Redis and PostgreSQL and migrates;
+    GetRun of a run that does not exist answers NOT_FOUND once both are up."""
     last = None
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"runqueued exited with {proc.returncode} during start-up")
         try:
             with Client("127.0.0.1", port, timeout=2) as c:
-                c.queue_stats(environment_id="readiness-probe")
+                c.get_run("readiness-probe")
                 return
-        except (OSError, RunQueueError) as error:
+        except RunQueueError as error:
+            if error.name == "NOT_FOUND":
+                return
+            last = error
+            time.sleep(0.05)
+        except OSError as error:
             last = error
             time.sleep(0.05)
     proc.kill()
