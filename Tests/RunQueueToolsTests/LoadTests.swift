@@ -170,9 +170,11 @@ import TestSupport
         let lateness = try #require(measures["expiry_lateness"] as? [String: Any])
         Self.expectPercentiles(lateness, "expiry_lateness")
         #expect(Self.number(lateness, "count") == 100)
-        // The fake sends each event ExpiryHub.delayMs after its deadline.
+        // The fake sends each event ExpiryHub.delayMs after its deadline, or
+        // later on a busy machine, never sooner; the upper bound only rules
+        // out a figure in the wrong unit.
         let p50 = try #require(Self.number(lateness["latency_ms"] as? [String: Any], "p50"))
-        #expect(p50 >= Double(ExpiryHub.delayMs) - 5 && p50 < 1000, "lateness p50 \(p50)")
+        #expect(p50 >= Double(ExpiryHub.delayMs) - 5 && p50 < 10_000, "lateness p50 \(p50)")
         let calls = try #require(report["calls"] as? [String: Any])
         #expect(Self.number(calls["SubscribeExpiry"] as? [String: Any], "ok") == 2)
     }
