@@ -84,7 +84,8 @@ import UVLoop
         let n = Names()
         let subscriber = try await Subscriber(server.address, filter: ExpiryFilter(environmentID: n("env")))
         _ = try await client.call(.setConcurrencyLimit(SetConcurrencyLimitRequest(environmentID: n("env"), value: .limit(0))))
-        _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a", ttl: "1s"))))
+        // The TTL leaves the lock below time to be taken first, even on a busy machine.
+        _ = try await client.call(.enqueue(EnqueueRequest(run: n.run("a", ttl: "8s"))))
 
         // Another session locks the run's row: the applier's UPDATE waits on it.
         let locker = try PsqlSession(database.url, applicationName: "rq_row_locker")
