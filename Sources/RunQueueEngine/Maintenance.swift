@@ -18,7 +18,7 @@
 //   transaction still writing began (a slow commit); the watermark never
 //   moves past that point, so the start pass's youngest rows are read again. A pass
 //   reads at most `reconcilePages` pages of `reconcileSpan` rows (of any
-//   status: a bounded walk of the created_at index); a pass that stopped
+//   status: a bounded walk of the (created_at, id) index); a pass that stopped
 //   there is behind, and the next one starts at once. A row is re-added only
 //   if it is still QUEUED with the same last_seq after Redis was checked, so
 //   a change applied meanwhile is never undone. A failed pass leaves the

@@ -104,7 +104,7 @@ extension RunRecords {
 
     /// The QUEUED rows among the next `span` rows created after `position`
     /// and before `before`. Each statement is a bounded walk of the
-    /// created_at index (finished rows are counted in the span, not skipped
+    /// (created_at, id) index (finished rows are counted in the span, not skipped
     /// through without bound).
     public func queuedPage(after position: RowPosition, before: Int64, span: Int,
                            _ completion: @escaping (Result<CreationPage, QueueStoreError>) -> Void) {
