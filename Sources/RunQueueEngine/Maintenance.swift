@@ -16,13 +16,13 @@
 //   run every `reconcileIntervalMs` and read up to the rows created 5 s ago
 //   (older than any commit still on its way) and before the oldest
 //   transaction still writing began (a slow commit); the watermark never
-//   moves past that point, so the start pass's youngest rows are read again. A pass
-//   reads at most `reconcilePages` pages of `reconcileSpan` rows (of any
-//   status: a bounded walk of the (created_at, id) index); a pass that stopped
-//   there is behind, and the next one starts at once. A row is re-added only
-//   if it is still QUEUED with the same last_seq after Redis was checked, so
-//   a change applied meanwhile is never undone. A failed pass leaves the
-//   watermark where it was.
+//   moves past that point, so the start pass's youngest rows are read
+//   again. A pass reads at most `reconcilePages` pages of `reconcileSpan`
+//   rows (of any status: a bounded walk of the (created_at, id) index); a
+//   pass that stopped there is behind, and the next one starts at once. A
+//   row is re-added only if it is still QUEUED with the same last_seq after
+//   Redis was checked, so a change applied meanwhile is never undone. A
+//   failed pass leaves the watermark where it was.
 // - Retention: finished rows older than `retentionMs` are deleted in bounded
 //   batches every minute.
 import Foundation
@@ -47,7 +47,7 @@ final class Maintenance {
     private var rebuilding: Set<Int> = []
     /// Shards found lost while a rebuild pass runs: the next pass takes them.
     private var pending: Set<Int> = []
-    private var checkingEpochs = false
+    private var checkingShards = false
     /// The highest outbox sequence PostgreSQL applied per shard, as last read.
     private var appliedSequences: [Int: Int64] = [:]
     /// Where the next pass starts (the durable watermark once read).
@@ -196,10 +196,10 @@ final class Maintenance {
     }
 
     private func startPendingRebuild() {
-        guard rebuilding.isEmpty, !checkingEpochs, !pending.isEmpty, !closed else { return }
-        checkingEpochs = true
+        guard rebuilding.isEmpty, !checkingShards, !pending.isEmpty, !closed else { return }
+        checkingShards = true
         checkShards { [self] check in
-            checkingEpochs = false
+            checkingShards = false
             let todo = pending.union(check.stale)
             pending = []
             rebuild(todo, wipe: check.behind)

@@ -478,25 +478,14 @@ final class QueueEngine {
     func redrive(_ request: RedriveRequest, _ context: any EngineCall) {
         guard validateRun(request.runID, request.environmentID, context), requireRecords(context) else { return }
         let now = clock.nowMs()
-        records.redrive(runID: request.runID, environmentID: request.environmentID, now: now) { [self, store, dequeue] result in
+        records.redrive(runID: request.runID, environmentID: request.environmentID, now: now) { [self] result in
             switch result {
             case .failure(let error):
                 context.fail(error.code, error.message)
             case .success(nil):
-                self.redriveAgain(request, now: now, context)
+                redriveAgain(request, now: now, context)
             case .success(let stored?):
-                let item = QueueStore.EnqueueItem(run: stored.descriptor, expiresAtMs: nil)
-                store.enqueue([item], now: now, redrive: true) { results in
-                    switch results.first {
-                    case .success?:
-                        dequeue.runsAdded(workerQueue: item.run.workerQueue, environmentID: item.run.environmentID)
-                        context.reply(.redrive(RedriveResponse(requeued: true)))
-                    case .failure(let error)?:
-                        context.fail(.unavailable, "\(Self.notQueuedYet) (\(error.message))")
-                    case nil:
-                        context.fail(.internal, "redrive produced no result")
-                    }
-                }
+                queueRedriven(stored, now: now, refusedIfPresent: nil, context)
             }
         }
     }
@@ -510,27 +499,37 @@ extension QueueEngine {
     /// in flight, finishing) is not dead-lettered: FAILED_PRECONDITION.
     func redriveAgain(_ request: RedriveRequest, now: Int64, _ context: any EngineCall) {
         let refused = "run \(request.runID) is not dead-lettered in environment \(request.environmentID)"
-        records.get(runID: request.runID) { [store, dequeue] result in
+        records.get(runID: request.runID) { [self] result in
             switch result {
             case .failure(let error):
                 context.fail(error.code, error.message)
             case .success(let stored?) where stored.record.status == .queued && stored.record.environmentID == request.environmentID:
-                let item = QueueStore.EnqueueItem(run: stored.descriptor, expiresAtMs: nil)
-                store.enqueue([item], now: now) { results in
-                    switch results.first {
-                    case .success(true)?:
-                        dequeue.runsAdded(workerQueue: item.run.workerQueue, environmentID: item.run.environmentID)
-                        context.reply(.redrive(RedriveResponse(requeued: true)))
-                    case .success(false)?:
-                        context.fail(.failedPrecondition, refused)
-                    case .failure(let error)?:
-                        context.fail(.unavailable, "\(Self.notQueuedYet) (\(error.message))")
-                    case nil:
-                        context.fail(.internal, "redrive produced no result")
-                    }
-                }
+                queueRedriven(stored, now: now, refusedIfPresent: refused, context)
             case .success:
                 context.fail(.failedPrecondition, refused)
+            }
+        }
+    }
+
+    /// Adds a redriven run to Redis and answers the Redrive. Right after the
+    /// row moved back from DEAD_LETTERED (`refusedIfPresent` nil) the script
+    /// runs in redrive mode, which clears the dead letter's stale finishing
+    /// mark; on a retry a run Redis already holds is refused with that message.
+    private func queueRedriven(_ stored: RunRecords.StoredRun, now: Int64, refusedIfPresent: String?, _ context: any EngineCall) {
+        let item = QueueStore.EnqueueItem(run: stored.descriptor, expiresAtMs: nil)
+        store.enqueue([item], now: now, redrive: refusedIfPresent == nil) { [dequeue] results in
+            switch results.first {
+            case .success(let added)?:
+                if !added, let refusedIfPresent {
+                    context.fail(.failedPrecondition, refusedIfPresent)
+                    return
+                }
+                dequeue.runsAdded(workerQueue: item.run.workerQueue, environmentID: item.run.environmentID)
+                context.reply(.redrive(RedriveResponse(requeued: true)))
+            case .failure(let error)?:
+                context.fail(.unavailable, "\(Self.notQueuedYet) (\(error.message))")
+            case nil:
+                context.fail(.internal, "redrive produced no result")
             }
         }
     }

@@ -63,6 +63,13 @@ public final class QueueStore: @unchecked Sendable {
     /// has a limit: a rebuild page may hold thousands of one shard's runs).
     static let maxRunsPerScript = 1000
 
+    /// Each shard's list cut into script calls of at most `maxRunsPerScript`, in order.
+    static func scriptCalls<T>(_ byShard: [Int: [T]]) -> [(shard: Int, list: [T])] {
+        byShard.flatMap { shard, list in
+            stride(from: 0, to: list.count, by: maxRunsPerScript).map { (shard, Array(list[$0..<min(list.count, $0 + maxRunsPerScript)])) }
+        }
+    }
+
     /// Adds runs, grouped into one script call per shard (and per
     /// `maxRunsPerScript` runs). The completion gets one result per item, in
     /// order: true = added, false = already present.
@@ -72,11 +79,7 @@ public final class QueueStore: @unchecked Sendable {
         for (index, item) in items.enumerated() {
             byShard[shards.shard(forEnvironment: item.run.environmentID), default: []].append(index)
         }
-        let calls = byShard.flatMap { shard, indexes in
-            stride(from: 0, to: indexes.count, by: Self.maxRunsPerScript).map {
-                (shard, Array(indexes[$0..<min(indexes.count, $0 + Self.maxRunsPerScript)]))
-            }
-        }
+        let calls = Self.scriptCalls(byShard)
         var results = [Result<Bool, QueueStoreError>](repeating: .failure(QueueStoreError(.internal, "not answered")), count: items.count)
         var pending = calls.count
         if pending == 0 { completion([]); return }

@@ -130,11 +130,7 @@ public final class Rebuilder {
         var byShard: [Int: [RunRecords.SequencedRun]] = [:]
         for row in rows { byShard[store.shards.shard(forEnvironment: row.run.record.environmentID), default: []].append(row) }
         // One presence check per shard and `QueueStore.maxRunsPerScript` runs.
-        let checks = byShard.flatMap { shard, list in
-            stride(from: 0, to: list.count, by: QueueStore.maxRunsPerScript).map {
-                (shard, Array(list[$0..<min(list.count, $0 + QueueStore.maxRunsPerScript)]))
-            }
-        }
+        let checks = QueueStore.scriptCalls(byShard)
         var left = checks.count
         var added = 0
         var failure: QueueStoreError?
